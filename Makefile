@@ -1,0 +1,64 @@
+# Commune hub. `make` alone lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= $(or $(HUB_PORT),8080)
+
+# Debian packages the hub and its tests use, by area.
+APT_BASE := python3 python3-venv python3-dev build-essential pkg-config sqlite3
+APT_AUDIO := portaudio19-dev libasound2-plugins ffmpeg sox libsox-fmt-all espeak-ng alsa-utils
+APT_NET := hostapd dnsmasq nftables iproute2 udhcpc dnsutils curl
+APT_IMAGE := dosfstools mtools e2fsprogs e2tools fdisk
+APT_WEB := nginx chromium fonts-noto-core
+APT_BENCH := wrk
+APT_SYSTEMD := systemd
+APT_RUN := $(APT_BASE) $(APT_AUDIO)
+APT_TEST := $(APT_BASE) $(APT_AUDIO) $(APT_NET) $(APT_IMAGE) $(APT_WEB) $(APT_SYSTEMD)
+
+.DEFAULT_GOAL := help
+
+.PHONY: help run test bench lint font clean image system-run system-test system-bench
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+run: system-run $(VENV)/.installed ## Set up and start the hub with demo data at http://127.0.0.1:8080/
+	HUB_PORT=$(PORT) $(BIN)/hub run --demo
+
+test: system-test $(VENV)/.installed-test ## Set up and run every test
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+bench: system-test $(VENV)/.installed-test ## Print speed and memory figures side by side
+	APT_DONE=1 $(BIN)/python -m tests.bench
+
+lint: $(VENV)/.installed-test ## Check style with ruff
+	$(BIN)/ruff check hub tests
+
+font: $(VENV)/.installed-test ## Rebuild the bundled Khmer font subset from fonts-noto-core
+	$(BIN)/pip install -q '.[font]'
+	$(BIN)/python -m hub.web.fontsubset
+
+image: ## Build a Raspberry Pi OS image with pi-gen (needs a pi-gen checkout; see provisioning/README.md)
+	provisioning/build-image.sh
+
+clean: ## Remove the venv and development data
+	rm -rf $(VENV) var .pytest_cache
+
+system-run:
+	@provisioning/apt-install.sh $(APT_RUN)
+
+system-test:
+	@provisioning/apt-install.sh $(APT_TEST)
+
+$(VENV)/bin/pip:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml $(VENV)/bin/pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/bin/pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed

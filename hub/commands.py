@@ -1,0 +1,168 @@
+"""Core subcommands: run, migrate, user, settings."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import sys
+import threading
+
+from hub.errors import HubError
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="start every daemon in one process (development and demos)")
+    p.add_argument("--demo", action="store_true",
+                   help="seed demo notices and feedback, and make a demo clerk with a random password")
+    p.add_argument("--only", metavar="NAMES",
+                   help="comma-separated daemons to start (default: all); 'web' is the portal")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("web", help="serve the portal and console with gunicorn (production)")
+    p.add_argument("--bind", help="gunicorn bind address (default HOST:PORT from settings)")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_web)
+
+    p = sub.add_parser("migrate", help="apply database migrations, then check integrity")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("user", help="manage clerk and admin accounts")
+    usub = p.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    a = usub.add_parser("add", help="add an account; the password is read from stdin when it is not a terminal")
+    a.add_argument("name")
+    a.add_argument("--role", choices=("clerk", "admin"), default="clerk")
+    a.set_defaults(func=cmd_user_add)
+    a = usub.add_parser("passwd", help="set an account's password (read from stdin when it is not a terminal)")
+    a.add_argument("name")
+    a.set_defaults(func=cmd_user_passwd)
+    a = usub.add_parser("list", help="list accounts")
+    a.set_defaults(func=cmd_user_list)
+
+    p = sub.add_parser("settings", help="list every setting with its current value")
+    p.add_argument("--all", action="store_true", help="also show descriptions and environment variables")
+    p.set_defaults(func=cmd_settings)
+
+
+def _settings(args):
+    from hub.cli import load_settings
+
+    return load_settings(args)
+
+
+def _context(args, migrate: bool = True):
+    from hub.context import open_context
+
+    return open_context(_settings(args), migrate=migrate)
+
+
+def read_password(prompt: str = "Password: ") -> str:
+    """From stdin when it is not a terminal (scripts, provisioning), else asked twice."""
+    if not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise HubError("no password on stdin")
+        return password
+    first = getpass.getpass(prompt)
+    if getpass.getpass("Again: ") != first:
+        raise HubError("the passwords differ")
+    return first
+
+
+def cmd_migrate(args) -> int:
+    from hub import db as dbmod
+    from hub.context import Context
+
+    settings = _settings(args)
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    ctx = Context(settings)
+    dbmod.integrity_check(ctx.db)
+    applied = dbmod.migrate(ctx.db)
+    dbmod.integrity_check(ctx.db)
+    print(f"database {settings.db_path}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
+    return 0
+
+
+def cmd_user_add(args) -> int:
+    from hub import accounts
+
+    ctx = _context(args)
+    accounts.add_user(ctx.db, args.name, read_password(), args.role)
+    print(f"added {args.role} {args.name}")
+    return 0
+
+
+def cmd_user_passwd(args) -> int:
+    from hub import accounts
+
+    ctx = _context(args)
+    accounts.set_password(ctx.db, args.name, read_password())
+    print(f"password changed for {args.name}")
+    return 0
+
+
+def cmd_user_list(args) -> int:
+    from hub import accounts
+
+    ctx = _context(args)
+    for u in accounts.list_users(ctx.db):
+        flag = " (disabled)" if u["disabled"] else ""
+        print(f"{u['username']}\t{u['role']}\t{u['created_at']}{flag}")
+    return 0
+
+
+def cmd_settings(args) -> int:
+    from hub.settings import SETTINGS
+
+    settings = _settings(args)
+    values = settings.as_dict()
+    print(f"# from {settings.source or 'defaults'}")
+    for s in SETTINGS:
+        v = values[s.name]
+        print(f"{s.name} = {v!r}")
+        if args.all:
+            print(f"    {s.env_var} ({s.type.__name__}): {s.description}")
+    return 0
+
+
+def cmd_web(args) -> int:
+    from hub.web.daemon import serve_gunicorn
+
+    return serve_gunicorn(_settings(args), bind=args.bind, workers=args.workers)
+
+
+def cmd_run(args) -> int:
+    """Every daemon in one process, the web app on werkzeug's threaded server."""
+    from hub.cli import setup_logging
+    from hub.daemon import run_together
+    from hub.run import build_daemons, seed_demo, start_web
+
+    settings = _settings(args)
+    setup_logging(settings.log_level)
+    ctx = _context(args)
+    only = set(args.only.split(",")) if args.only else None
+    if args.demo:
+        seed_demo(ctx, out=sys.stdout)
+    daemons = build_daemons(settings, only)
+    stop = threading.Event()
+    server = None
+    if only is None or "web" in only:
+        server = start_web(settings)
+        print(f"hub: serving {settings.listen_url}", flush=True)
+    try:
+        import signal
+
+        signal.signal(signal.SIGTERM, lambda *a: stop.set())
+        signal.signal(signal.SIGINT, lambda *a: stop.set())
+        hung = run_together(daemons, stop)
+    except KeyboardInterrupt:
+        stop.set()
+        hung = []
+    finally:
+        if server is not None:
+            server.shutdown()
+    if hung:
+        log.error("daemons did not stop in time: %s", ", ".join(hung))
+        return 1
+    return 0

@@ -1,0 +1,159 @@
+"""The hub's one SQLite database: connection settings, migrations and checks.
+
+Every connection uses WAL (readers never block the writer), ``synchronous=FULL``
+(a committed write survives a power cut), a busy timeout and foreign keys.
+Only the domain modules (``hub.notices``, ``hub.feedback``, ...) write to it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from hub.errors import HubError
+
+BUSY_TIMEOUT_MS = 10_000
+MIGRATIONS_TABLE = "_migrations"
+
+
+class StoreError(HubError):
+    """The database cannot be used (corrupt, or from a newer hub)."""
+
+
+def connect(path: str | Path | None = None) -> sqlite_utils.Database:
+    """Open the database at *path* (``None``: in memory) with the hub's pragmas."""
+    if path is None:
+        conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    else:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
+            isolation_level=None,
+        )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if path is not None:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return sqlite_utils.Database(conn)
+
+
+class transaction:
+    """``with transaction(db):`` runs the block in one IMMEDIATE transaction.
+
+    IMMEDIATE takes the write lock at the start, so two writers never both
+    read-then-write and then fail on upgrade; the busy timeout queues them.
+    """
+
+    def __init__(self, db: sqlite_utils.Database):
+        self.conn = db.conn
+
+    def __enter__(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+        return False
+
+
+def run_script(db: sqlite_utils.Database, sql: str) -> None:
+    """Run several statements inside the current transaction.
+
+    ``sqlite3``'s own ``executescript`` commits first, which would split a
+    migration into pieces a power cut could separate.
+    """
+    statement = ""
+    for line in sql.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            db.conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise ValueError(f"incomplete SQL statement: {statement.strip()[:60]}")
+
+
+def new_id() -> str:
+    """A record id made on the hub; sync relies on it being globally unique."""
+    return str(uuid.uuid4())
+
+
+def utcnow() -> str:
+    """Now, as the ISO 8601 UTC text every table stores."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def applied_migrations(db: sqlite_utils.Database) -> list[str]:
+    if MIGRATIONS_TABLE not in db.table_names():
+        return []
+    return [r["name"] for r in db.query(f"select name from {MIGRATIONS_TABLE} order by rowid")]
+
+
+def migrate(db: sqlite_utils.Database, migrations: list[tuple[str, Migration]] | None = None) -> list[str]:
+    """Apply the migrations not yet recorded; return the names applied now.
+
+    Each migration runs in its own transaction together with its record, so a
+    power cut leaves it either wholly applied or not at all.
+    """
+    if migrations is None:
+        from hub.schema import MIGRATIONS
+
+        migrations = MIGRATIONS
+    db.conn.execute(
+        f"create table if not exists {MIGRATIONS_TABLE} (name text primary key, applied_at text not null)"
+    )
+    done = set(applied_migrations(db))
+    known = {name for name, _ in migrations}
+    unknown = done - known
+    if unknown:
+        raise StoreError(
+            f"database was written by a newer hub (unknown migrations: {', '.join(sorted(unknown))})"
+        )
+    applied = []
+    for name, fn in migrations:
+        if name in done:
+            continue
+        with transaction(db):
+            fn(db)
+            db.conn.execute(
+                f"insert into {MIGRATIONS_TABLE} (name, applied_at) values (?, ?)", (name, utcnow())
+            )
+        applied.append(name)
+    return applied
+
+
+def check_schema(db: sqlite_utils.Database) -> None:
+    """Refuse to run against a schema that is not exactly the one this code knows."""
+    from hub.schema import MIGRATIONS
+
+    done = applied_migrations(db)
+    names = [n for n, _ in MIGRATIONS]
+    unknown = set(done) - set(names)
+    if unknown:
+        raise StoreError(
+            f"database was written by a newer hub (unknown migrations: {', '.join(sorted(unknown))})"
+        )
+    missing = [n for n in names if n not in done]
+    if missing:
+        raise StoreError(f"database needs `hub migrate` (missing: {', '.join(missing)})")
+
+
+def integrity_check(db: sqlite_utils.Database) -> None:
+    """Run SQLite's own check; raise StoreError with its first complaint."""
+    rows = [r[0] for r in db.conn.execute("PRAGMA integrity_check").fetchall()]
+    if rows != ["ok"]:
+        raise StoreError("database integrity check failed: " + "; ".join(rows[:3]))
+    fk = db.conn.execute("PRAGMA foreign_key_check").fetchall()
+    if fk:
+        raise StoreError(f"database has {len(fk)} broken references")

@@ -1,0 +1,5 @@
+"""The one base class for errors a technician or clerk is expected to see."""
+
+
+class HubError(Exception):
+    """An expected failure: printed as one plain line, never as a traceback."""

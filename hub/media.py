@@ -1,0 +1,298 @@
+"""Media files: checked by content with ffprobe, converted with ffmpeg, stored durably.
+
+Every file lives in the media directory under a server-made name, and is
+written as a temporary file, fsynced, renamed into place, and the directory
+fsynced. An upload becomes:
+
+- audio: a 16 kHz mono WAV master (for transcription), a small MP3 that every
+  phone browser plays, and a loudness-normalised WAV for the loudspeaker
+  (EBU R128, -16 LUFS);
+- image: a JPEG at most 1024 pixels wide, without the phone's metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from hub.db import new_id, transaction, utcnow
+from hub.errors import HubError
+
+#: Audio container formats phones produce, as ffprobe names them.
+AUDIO_FORMATS = {
+    "mov,mp4,m4a,3gp,3g2,mj2": "m4a/3gp",
+    "ogg": "ogg",
+    "matroska,webm": "webm",
+    "mp3": "mp3",
+    "wav": "wav",
+    "amr": "amr",
+    "flac": "flac",
+    "aac": "aac",
+}
+IMAGE_CODECS = {"mjpeg", "png", "webp", "gif", "bmp"}
+LOUDNESS = "loudnorm=I=-16:TP=-1.5:LRA=11"
+LOUD_RATE = 48000
+MASTER_RATE = 16000
+
+
+class MediaError(HubError):
+    """An upload that is not usable media. ``code`` names the reason for the user."""
+
+    def __init__(self, code: str, detail: str = ""):
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+
+
+@dataclass
+class Probe:
+    format_name: str
+    codec_type: str
+    codec_name: str
+    duration: float
+
+
+def write_durably(path: Path, data: bytes | None = None, source: Path | None = None) -> None:
+    """Write *data* (or copy *source*) to *path* so that a power cut leaves old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if source is not None:
+                with open(source, "rb") as src:
+                    shutil.copyfileobj(src, f, 1 << 20)
+            else:
+                f.write(data or b"")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress():
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _suppress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return True
+
+
+def probe(path: Path) -> Probe:
+    """Ask ffprobe what *path* really is; raise MediaError if it is not media."""
+    try:
+        out = subprocess.run(
+            ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
+            capture_output=True, timeout=30, check=False,
+        )
+    except FileNotFoundError:
+        raise HubError("ffprobe is not installed (apt-get install ffmpeg)") from None
+    except subprocess.TimeoutExpired:
+        raise MediaError("unreadable", "ffprobe timed out") from None
+    if out.returncode != 0:
+        raise MediaError("unreadable", out.stderr.decode(errors="replace").strip()[:200])
+    info = json.loads(out.stdout or b"{}")
+    fmt = info.get("format", {})
+    streams = info.get("streams", [])
+    audio = [s for s in streams if s.get("codec_type") == "audio"]
+    video = [s for s in streams if s.get("codec_type") == "video"]
+    if audio:
+        s = audio[0]
+    elif video:
+        s = video[0]
+    else:
+        raise MediaError("unreadable", "no audio or image stream")
+    try:
+        duration = float(fmt.get("duration") or s.get("duration") or 0)
+    except ValueError:
+        duration = 0.0
+    return Probe(fmt.get("format_name", ""), s["codec_type"], s.get("codec_name", ""), duration)
+
+
+def _ffmpeg(args: list[str], timeout: float = 300) -> None:
+    """Run ffmpeg; decode errors on stderr count as failure even when it exits 0."""
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-xerror", "-y", *args]
+    try:
+        out = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise MediaError("unreadable", "conversion timed out") from None
+    err = out.stderr.decode(errors="replace").strip()
+    if out.returncode != 0 or err:
+        raise MediaError("unreadable", err[:200] or f"ffmpeg exit {out.returncode}")
+
+
+def _duration_of_wav(path: Path) -> float:
+    import wave
+
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() / w.getframerate()
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def convert_audio(src: Path, workdir: Path, max_seconds: float | None = None) -> dict:
+    """Check *src* is audio and make the master, web and loud copies in *workdir*."""
+    info = probe(src)
+    if info.codec_type != "audio":
+        raise MediaError("not_audio", info.format_name)
+    if info.format_name not in AUDIO_FORMATS:
+        raise MediaError("not_audio", info.format_name)
+    if max_seconds and info.duration > max_seconds + 1:
+        raise MediaError("too_long", f"{info.duration:.0f} s")
+    master = workdir / "master.wav"
+    web = workdir / "web.mp3"
+    loud = workdir / "loud.wav"
+    _ffmpeg(["-i", str(src), "-vn", "-ac", "1", "-ar", str(MASTER_RATE), "-c:a", "pcm_s16le", str(master)])
+    duration = _duration_of_wav(master)
+    if duration < 0.2:
+        raise MediaError("unreadable", "no sound in the file")
+    _ffmpeg(["-i", str(master), "-ac", "1", "-ar", "22050", "-c:a", "libmp3lame", "-b:a", "40k", str(web)])
+    _ffmpeg(["-i", str(master), "-af", LOUDNESS, "-ac", "1", "-ar", str(LOUD_RATE), "-c:a", "pcm_s16le", str(loud)])
+    return {
+        "master": master, "web": web, "loud": loud, "duration": duration,
+        "original_format": AUDIO_FORMATS[info.format_name],
+    }
+
+
+def convert_image(src: Path, workdir: Path) -> dict:
+    info = probe(src)
+    if info.codec_type != "video" or info.codec_name not in IMAGE_CODECS:
+        raise MediaError("not_image", info.codec_name)
+    web = workdir / "web.jpg"
+    _ffmpeg(["-i", str(src), "-frames:v", "1", "-map_metadata", "-1",
+             "-vf", "scale='min(1024,iw)':-2", "-q:v", "5", str(web)])
+    return {"web": web, "original_format": info.codec_name}
+
+
+class MediaStore:
+    """Where media files live, and the only code that writes them or their rows."""
+
+    def __init__(self, db, media_dir: Path, hub_id: str):
+        self.db = db
+        self.dir = Path(media_dir)
+        self.hub_id = hub_id
+
+    def path(self, name: str) -> Path:
+        # Names are made by us, but never trust a name to stay inside the folder.
+        p = (self.dir / name).resolve()
+        if p.parent != self.dir.resolve():
+            raise ValueError(name)
+        return p
+
+    def _store_files(self, media_id: str, files: dict[str, Path]) -> dict[str, str]:
+        names = {}
+        for role, src in files.items():
+            name = f"{media_id}.{role}{src.suffix}"
+            write_durably(self.dir / name, source=src)
+            names[role] = name
+        return names
+
+    def prepare_audio(self, upload: Path, max_seconds: float | None = None) -> dict:
+        """Convert an audio upload and store its files; return the row to insert.
+
+        Slow work happens here, outside any transaction. The caller inserts
+        the row with :meth:`insert` in the same transaction as the record
+        that refers to it, and calls :meth:`discard` if that fails.
+        """
+        with tempfile.TemporaryDirectory(prefix="hub-audio-") as tmp:
+            c = convert_audio(Path(upload), Path(tmp), max_seconds)
+            media_id = new_id()
+            names = self._store_files(media_id, {"master": c["master"], "web": c["web"], "loud": c["loud"]})
+            return {
+                "id": media_id, "hub_id": self.hub_id, "kind": "audio",
+                "master_name": names["master"], "web_name": names["web"], "web_type": "audio/mpeg",
+                "loud_name": names["loud"], "duration_ms": int(c["duration"] * 1000),
+                "bytes": c["web"].stat().st_size, "sha256": sha256_of(c["master"]),
+                "original_format": c["original_format"], "created_at": utcnow(),
+            }
+
+    def prepare_image(self, upload: Path) -> dict:
+        """Convert an image upload and store its file; return the row to insert."""
+        with tempfile.TemporaryDirectory(prefix="hub-image-") as tmp:
+            c = convert_image(Path(upload), Path(tmp))
+            media_id = new_id()
+            names = self._store_files(media_id, {"web": c["web"]})
+            return {
+                "id": media_id, "hub_id": self.hub_id, "kind": "image",
+                "master_name": None, "web_name": names["web"], "web_type": "image/jpeg",
+                "loud_name": None, "duration_ms": None, "bytes": c["web"].stat().st_size,
+                "sha256": sha256_of(c["web"]), "original_format": c["original_format"],
+                "created_at": utcnow(),
+            }
+
+    @staticmethod
+    def insert(conn, row: dict) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        conn.execute(f"insert into media ({cols}) values ({marks})", tuple(row.values()))
+
+    def add_audio(self, upload: Path, max_seconds: float | None = None) -> str:
+        """Convert, store and record an audio file on its own; return the media id."""
+        row = self.prepare_audio(upload, max_seconds)
+        self._commit(row)
+        return row["id"]
+
+    def add_image(self, upload: Path) -> str:
+        row = self.prepare_image(upload)
+        self._commit(row)
+        return row["id"]
+
+    def _commit(self, row: dict) -> None:
+        try:
+            with transaction(self.db) as conn:
+                self.insert(conn, row)
+        except BaseException:
+            self.discard(row["id"])
+            raise
+
+    def get(self, media_id: str) -> dict | None:
+        rows = list(self.db.query("select * from media where id = ?", [media_id]))
+        return rows[0] if rows else None
+
+    def by_web_name(self, name: str) -> dict | None:
+        rows = list(self.db.query("select * from media where web_name = ?", [name]))
+        return rows[0] if rows else None
+
+    def discard(self, media_id: str) -> None:
+        """Remove files of a media row that was never committed (a failed request)."""
+        for p in self.dir.glob(f"{media_id}.*"):
+            p.unlink(missing_ok=True)
+
+    def sweep(self, older_than_seconds: float = 3600) -> int:
+        """Delete temp files and files of media rows that never committed (after a crash)."""
+        import time
+
+        if not self.dir.is_dir():
+            return 0
+        known = {r["id"] for r in self.db.query("select id from media")}
+        cutoff = time.time() - older_than_seconds
+        n = 0
+        for p in self.dir.iterdir():
+            stale = p.name.startswith(".tmp-") or p.name.split(".", 1)[0] not in known
+            if stale and p.is_file() and p.stat().st_mtime < cutoff:
+                p.unlink(missing_ok=True)
+                n += 1
+        return n

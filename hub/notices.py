@@ -1,0 +1,109 @@
+"""Notices villagers read on the portal: the only code that writes them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from hub.db import new_id, transaction, utcnow
+from hub.khmer import add_break_points
+
+FIELDS = ("title_km", "title_en", "body_km", "body_en", "urgent", "pinned", "expires_at",
+          "image_id", "audio_id")
+
+
+def _clean(fields: dict) -> dict:
+    out = {}
+    for k in FIELDS:
+        if k in fields:
+            v = fields[k]
+            if k in ("title_km", "body_km"):
+                v = add_break_points((v or "").strip())
+            elif k in ("title_en", "body_en"):
+                v = (v or "").strip()
+            elif k in ("urgent", "pinned"):
+                v = 1 if v else 0
+            out[k] = v
+    return out
+
+
+def create(ctx, fields: dict, media_rows: list[dict] = (), origin: str = "hub",
+           notice_id: str | None = None) -> str:
+    """Store a new notice (and the media rows it refers to) in one transaction."""
+    row = _clean(fields)
+    if not (row.get("title_km") or row.get("title_en")):
+        raise ValueError("a notice needs a title")
+    now = utcnow()
+    row.update(
+        id=notice_id or new_id(), hub_id=ctx.hub_id, origin=origin, published_at=now,
+        created_at=now, updated_at=now, clock_trusted=1 if ctx.clock.trusted() else 0,
+    )
+    _write(ctx, "insert", row, media_rows)
+    return row["id"]
+
+
+def update(ctx, notice_id: str, fields: dict, media_rows: list[dict] = ()) -> None:
+    row = _clean(fields)
+    row["updated_at"] = utcnow()
+    row["id"] = notice_id
+    _write(ctx, "update", row, media_rows)
+
+
+def _write(ctx, how: str, row: dict, media_rows) -> None:
+    try:
+        with transaction(ctx.db) as conn:
+            for m in media_rows:
+                ctx.media.insert(conn, m)
+            if how == "insert":
+                cols = ", ".join(row)
+                conn.execute(f"insert into notices ({cols}) values ({', '.join('?' * len(row))})",
+                             tuple(row.values()))
+            else:
+                sets = ", ".join(f"{k} = ?" for k in row if k != "id")
+                values = [v for k, v in row.items() if k != "id"]
+                cur = conn.execute(f"update notices set {sets} where id = ?", (*values, row["id"]))
+                if cur.rowcount == 0:
+                    raise KeyError(row["id"])
+    except BaseException:
+        for m in media_rows:
+            ctx.media.discard(m["id"])
+        raise
+
+
+def expire(ctx, notice_id: str) -> None:
+    now = utcnow()
+    with transaction(ctx.db) as conn:
+        conn.execute("update notices set expires_at = ?, updated_at = ? where id = ?",
+                     (now, now, notice_id))
+
+
+def set_pinned(ctx, notice_id: str, pinned: bool) -> None:
+    with transaction(ctx.db) as conn:
+        conn.execute("update notices set pinned = ?, updated_at = ? where id = ?",
+                     (1 if pinned else 0, utcnow(), notice_id))
+
+
+_SELECT = """
+    select n.*, a.web_name as audio_name, a.duration_ms as audio_ms, i.web_name as image_name
+    from notices n
+    left join media a on a.id = n.audio_id
+    left join media i on i.id = n.image_id
+"""
+
+
+def current(db, now: datetime) -> list[dict]:
+    """Notices not yet expired: urgent first, then pinned, then newest."""
+    stamp = now.isoformat(timespec="seconds")
+    return list(db.query(
+        _SELECT + " where n.expires_at is null or n.expires_at > ?"
+        " order by n.urgent desc, n.pinned desc, n.published_at desc",
+        [stamp],
+    ))
+
+
+def all_notices(db) -> list[dict]:
+    return list(db.query(_SELECT + " order by n.published_at desc"))
+
+
+def get(db, notice_id: str) -> dict | None:
+    rows = list(db.query(_SELECT + " where n.id = ?", [notice_id]))
+    return rows[0] if rows else None

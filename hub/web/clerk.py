@@ -1,0 +1,109 @@
+"""The clerk console: login, logout, the dashboard and the clock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+
+from hub import accounts, feedback
+from hub.web import hub_context, hub_settings
+from hub.web.chart import stacked_bars
+from hub.web.i18n import N_, _
+from hub.web.security import client_address, login_required, on_staff_side
+
+bp = Blueprint("clerk", __name__, url_prefix="/clerk")
+
+#: The console's menu: (endpoint, icon, English label). Each console page adds its entry here.
+CONSOLE_MENU = [
+    ("clerk.dashboard", "chart", N_("Dashboard")),
+    ("clerk_notices.index", "notice", N_("Notices")),
+    ("clerk_feedback.inbox", "inbox", N_("Feedback")),
+]
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/clerk") and not target.startswith("//"):
+        return target
+    return url_for("clerk.dashboard")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if not on_staff_side():
+        abort(404)
+    error = None
+    status = 200
+    if request.method == "POST":
+        s = hub_settings()
+        db = hub_context().db
+        name = (request.form.get("username") or "").strip()
+        keys = [f"ip:{client_address()}", f"user:{name.lower()}"]
+        window = s.login_window_minutes * 60
+        if any(accounts.failures(db, k, window) >= s.login_attempts for k in keys):
+            error = _("Too many failed logins. Please wait %(minutes)s minutes and try again.",
+                      minutes=s.login_window_minutes)
+            status = 429
+        else:
+            user = accounts.authenticate(db, name, request.form.get("password") or "")
+            if user:
+                accounts.clear_failures(db, [keys[1]])
+                session.clear()
+                session.permanent = True
+                session["user_id"] = user["id"]
+                return redirect(_safe_next(request.args.get("next")), code=303)
+            accounts.record_failure(db, keys, window)
+            error = _("Wrong name or password.")
+            status = 401
+    return render_template("clerk/login.html", error=error), status
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    session.clear()
+    return redirect(url_for("clerk.login"), code=303)
+
+
+@bp.route("/")
+@login_required
+def dashboard():
+    ctx = hub_context()
+    weeks, counts = feedback.weekly_counts(ctx.db, 8, ctx.clock.now())
+    names = {c[0]: (c[2] if g.lang == "km" else c[1]) for c in feedback.CATEGORIES}
+    series = [(names[k], v) for k, v in counts.items() if any(v)]
+    chart = stacked_bars([w[5:] for w in weeks], series or [(names["other"], [0] * len(weeks))])
+    by_status = {s: 0 for s in feedback.STATUSES}
+    for r in ctx.db.query("select status, count(*) as n from feedback group by status"):
+        by_status[r["status"]] = r["n"]
+    return render_template("clerk/dashboard.html", chart=chart, by_status=by_status,
+                           weeks=weeks, counts=counts, names=names)
+
+
+@bp.route("/clock", methods=["POST"])
+@login_required
+def set_clock():
+    """Trust the time the clerk's device shows (JavaScript fills it in; typed otherwise)."""
+    ctx = hub_context()
+    millis = request.form.get("device_epoch_ms", "").strip()
+    try:
+        if millis:
+            true_time = int(millis) / 1000
+        else:
+            local = datetime.fromisoformat(request.form.get("local_time", ""))
+            true_time = local.replace(tzinfo=ZoneInfo(hub_settings().timezone)).timestamp()
+    except ValueError:
+        return render_template("message.html", title=_("The time was not understood"),
+                               message=_("Please enter the date and time again.")), 400
+    ctx.clock.set_trusted_time("clerk", true_time)
+    return redirect(_safe_next(request.form.get("next")), code=303)
+
+
+@bp.app_context_processor
+def _clock_banner():
+    if not request.path.startswith("/clerk") or g.get("user") is None:
+        return {"console_menu": CONSOLE_MENU}
+    ctx = hub_context()
+    now = ctx.clock.now().astimezone(ZoneInfo(hub_settings().timezone))
+    return {"clock_trusted": ctx.clock.trusted(), "hub_local_time": now.strftime("%Y-%m-%dT%H:%M"),
+            "console_menu": CONSOLE_MENU}

@@ -1,0 +1,54 @@
+"""Clerk console: the feedback inbox, replies, and the CSV export."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+
+from hub import feedback
+from hub.web import hub_context
+from hub.web.i18n import _
+from hub.web.security import login_required
+
+bp = Blueprint("clerk_feedback", __name__, url_prefix="/clerk/feedback")
+
+
+@bp.route("/")
+@login_required
+def inbox():
+    status = request.args.get("status") or None
+    category = request.args.get("category") or None
+    items = feedback.inbox(hub_context().db, status, category)
+    return render_template("clerk/inbox.html", items=items, status=status, category=category,
+                           statuses=feedback.STATUSES, categories=feedback.CATEGORIES,
+                           names={c[0]: c for c in feedback.CATEGORIES})
+
+
+@bp.route("/<feedback_id>", methods=["GET", "POST"])
+@login_required
+def item(feedback_id: str):
+    ctx = hub_context()
+    row = feedback.get(ctx.db, feedback_id)
+    if row is None:
+        abort(404)
+    error = None
+    if request.method == "POST":
+        status = request.form.get("status", row["status"])
+        reply = request.form.get("reply")
+        if reply is not None and reply.strip() and status in ("new", "in_progress"):
+            status = "answered"
+        try:
+            feedback.set_status(ctx, feedback_id, status, reply)
+            return redirect(url_for("clerk_feedback.item", feedback_id=feedback_id), code=303)
+        except feedback.FeedbackError:
+            error = _("That change could not be saved.")
+    return render_template("clerk/feedback_item.html", item=row, error=error,
+                           statuses=feedback.STATUSES, names={c[0]: c for c in feedback.CATEGORIES},
+                           code=feedback.format_receipt(row["receipt"]))
+
+
+@bp.route("/export.csv")
+@login_required
+def export():
+    data = "\ufeff" + feedback.export_csv(hub_context().db)  # BOM: spreadsheets then read Khmer right
+    return Response(data, mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="feedback.csv"'})

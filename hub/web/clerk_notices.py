@@ -1,0 +1,115 @@
+"""Clerk console: write, edit, pin and expire notices."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+
+from hub import notices
+from hub.media import MediaError
+from hub.web import hub_context, hub_settings
+from hub.web.i18n import _
+from hub.web.security import login_required
+from hub.web.uploads import discard, media_message, prepare_audio, prepare_image
+
+bp = Blueprint("clerk_notices", __name__, url_prefix="/clerk/notices")
+
+
+@bp.route("/")
+@login_required
+def index():
+    return render_template("clerk/notices.html", items=notices.all_notices(hub_context().db),
+                           now=hub_context().clock.now().isoformat(timespec="seconds"))
+
+
+def _fields_from_form() -> dict:
+    f = request.form
+    fields = {k: f.get(k, "") for k in ("title_km", "title_en", "body_km", "body_en")}
+    fields["urgent"] = f.get("urgent") == "1"
+    fields["pinned"] = f.get("pinned") == "1"
+    expires = f.get("expires_at", "").strip()
+    if expires:
+        local = datetime.fromisoformat(expires).replace(tzinfo=ZoneInfo(hub_settings().timezone))
+        fields["expires_at"] = local.astimezone(ZoneInfo("UTC")).isoformat(timespec="seconds")
+    else:
+        fields["expires_at"] = None
+    return fields
+
+
+def _save(notice_id: str | None):
+    form = request.form.to_dict()
+    try:
+        fields = _fields_from_form()
+    except ValueError:
+        return render_template("clerk/notice_form.html", form=form, notice_id=notice_id,
+                               error=_("The expiry date was not understood.")), 400
+    if not (fields["title_km"].strip() or fields["title_en"].strip()):
+        return render_template("clerk/notice_form.html", form=form, notice_id=notice_id,
+                               error=_("A notice needs a title in Khmer or English.")), 400
+    rows = []
+    try:
+        audio = prepare_audio(request.files.get("audio"))
+        image = prepare_image(request.files.get("image"))
+    except MediaError as e:
+        return render_template("clerk/notice_form.html", form=form, notice_id=notice_id,
+                               error=media_message(e)), 415
+    if audio:
+        rows.append(audio)
+        fields["audio_id"] = audio["id"]
+    if image:
+        rows.append(image)
+        fields["image_id"] = image["id"]
+    if request.form.get("remove_audio") == "1" and not audio:
+        fields["audio_id"] = None
+    if request.form.get("remove_image") == "1" and not image:
+        fields["image_id"] = None
+    ctx = hub_context()
+    try:
+        if notice_id:
+            notices.update(ctx, notice_id, fields, rows)
+        else:
+            notice_id = notices.create(ctx, fields, rows)
+    except KeyError:
+        discard(rows)
+        abort(404)
+    return redirect(url_for("clerk_notices.index"), code=303)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@login_required
+def new():
+    if request.method == "POST":
+        return _save(None)
+    return render_template("clerk/notice_form.html", form={}, notice_id=None, error=None)
+
+
+@bp.route("/<notice_id>/edit", methods=["GET", "POST"])
+@login_required
+def edit(notice_id: str):
+    item = notices.get(hub_context().db, notice_id)
+    if item is None:
+        abort(404)
+    if request.method == "POST":
+        return _save(notice_id)
+    form = dict(item)
+    if item["expires_at"]:
+        local = datetime.fromisoformat(item["expires_at"]).astimezone(ZoneInfo(hub_settings().timezone))
+        form["expires_at"] = local.strftime("%Y-%m-%dT%H:%M")
+    return render_template("clerk/notice_form.html", form=form, notice_id=notice_id, error=None,
+                           item=item)
+
+
+@bp.route("/<notice_id>/expire", methods=["POST"])
+@login_required
+def expire(notice_id: str):
+    notices.expire(hub_context(), notice_id)
+    return redirect(url_for("clerk_notices.index"), code=303)
+
+
+@bp.route("/<notice_id>/pin", methods=["POST"])
+@login_required
+def pin(notice_id: str):
+    notices.set_pinned(hub_context(), notice_id, request.form.get("pinned") == "1")
+    return redirect(url_for("clerk_notices.index"), code=303)

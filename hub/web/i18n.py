@@ -1,0 +1,100 @@
+"""Khmer first, English beside it: the language of each request and its messages.
+
+Every user-facing string is English in the code, wrapped in ``_()``, and
+translated in ``hub/translations/km/LC_MESSAGES/messages.po`` where a native
+speaker can review it. The catalogue is read once when the app is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+from flask import g, request
+from markupsafe import Markup
+
+from hub import khmer
+
+LANGUAGES = ("km", "en")
+TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
+COOKIE = "lang"
+
+
+def load_catalog(lang: str) -> dict[str, str]:
+    path = TRANSLATIONS_DIR / lang / "LC_MESSAGES" / "messages.po"
+    if not path.exists():
+        return {}
+    with open(path, "rb") as f:
+        catalog = read_po(f, locale=lang)
+    return {m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy}
+
+
+def init_app(app) -> None:
+    catalogs = {lang: load_catalog(lang) for lang in LANGUAGES}
+    default = app.config["HUB_SETTINGS"].default_language
+    app.extensions["catalogs"] = catalogs
+
+    @app.before_request
+    def _pick_language():
+        chosen = request.args.get("lang") or request.cookies.get(COOKIE)
+        g.lang = chosen if chosen in LANGUAGES else default
+
+    @app.context_processor
+    def _i18n():
+        return {"_": gettext, "lang": g.get("lang", default), "other_lang": "en" if g.get("lang", default) == "km" else "km",
+                "num": lambda v: khmer.digits(v, g.get("lang", default)),
+                "day": lambda v: khmer.format_day(v, g.get("lang", default)),
+                "moment": _moment, "both": both,
+                "status_word": lambda s: gettext(STATUS_WORDS.get(s, s))}
+
+
+def gettext(message: str, **values) -> str:
+    from flask import current_app
+
+    catalog = current_app.extensions["catalogs"].get(g.get("lang", "km"), {})
+    text = catalog.get(message, message)
+    if values:
+        lang = g.get("lang", "km")
+        text = text % {k: khmer.digits(v, lang) if isinstance(v, int) else v for k, v in values.items()}
+    return text
+
+
+_ = gettext
+
+
+def N_(message: str) -> str:
+    """Mark a string for the catalogue where it is defined; translate it where shown."""
+    return message
+
+
+#: Words for feedback statuses, shown to clerks and villagers.
+STATUS_WORDS = {
+    "new": N_("New"),
+    "in_progress": N_("In progress"),
+    "answered": N_("Answered"),
+    "closed": N_("Closed"),
+}
+
+
+def in_language(message: str, lang: str) -> str:
+    from flask import current_app
+
+    return current_app.extensions["catalogs"].get(lang, {}).get(message, message)
+
+
+def both(message: str) -> Markup:
+    """Khmer with English beneath, for the few words people who read little must find."""
+    km = in_language(message, "km")
+    if km == message:
+        return Markup.escape(message)
+    return Markup('<span lang="km">%s</span> <small lang="en">%s</small>') % (km, message)
+
+
+def _moment(value) -> str:
+    from datetime import datetime
+
+    from hub.web import hub_settings
+
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return khmer.format_moment(value, g.get("lang", "km"), hub_settings().timezone)

@@ -1,0 +1,109 @@
+"""The villager portal: notices, feedback, receipts. Works with JavaScript off."""
+
+from __future__ import annotations
+
+import shutil
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+
+from hub import feedback, notices
+from hub.media import MediaError
+from hub.web import hub_context, hub_settings, lang
+from hub.web.i18n import COOKIE, LANGUAGES, _
+from hub.web.uploads import media_message, prepare_audio
+
+bp = Blueprint("portal", __name__)
+
+
+def feedback_message(code: str) -> str:
+    return {
+        "choose_category": _("Please choose what your message is about."),
+        "say_something": _("Please write a message or record your voice."),
+        "text_too_long": _("Your message is too long."),
+        "field_too_long": _("A name, phone or village is too long."),
+        "disk_full": _("The hub's storage is full. Please tell the commune office; your message was not saved."),
+    }.get(code, _("Something is wrong with the form."))
+
+
+@bp.route("/")
+def home():
+    ctx = hub_context()
+    items = notices.current(ctx.db, ctx.clock.now())
+    return render_template("home.html", notices=items)
+
+
+@bp.route("/notice/<notice_id>")
+def notice(notice_id: str):
+    ctx = hub_context()
+    item = notices.get(ctx.db, notice_id)
+    if item is None:
+        abort(404)
+    return render_template("notice.html", n=item)
+
+
+@bp.route("/lang/<code>")
+def set_language(code: str):
+    if code not in LANGUAGES:
+        abort(404)
+    target = request.args.get("next") or "/"
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/"
+    resp = redirect(target, code=303)
+    resp.set_cookie(COOKIE, code, max_age=365 * 86400, samesite="Lax", httponly=True)
+    return resp
+
+
+@bp.route("/feedback", methods=["GET"])
+def feedback_form():
+    return render_template("feedback.html", categories=feedback.CATEGORIES, form={}, error=None)
+
+
+def _disk_is_full() -> bool:
+    s = hub_settings()
+    return shutil.disk_usage(s.data_dir).free < s.min_free_mb * 1024 * 1024
+
+
+@bp.route("/feedback", methods=["POST"])
+def feedback_submit():
+    form = request.form.to_dict()
+    form["lang"] = lang()
+
+    def again(message: str, status: int):
+        return render_template("feedback.html", categories=feedback.CATEGORIES, form=form,
+                               error=message), status
+
+    try:
+        feedback.validate(form)
+    except feedback.FeedbackError as e:
+        return again(feedback_message(e.code), 400)
+    upload = request.files.get("voice")
+    if upload is not None and upload.filename and _disk_is_full():
+        return again(feedback_message("disk_full"), 507)
+    try:
+        audio = prepare_audio(upload)
+    except MediaError as e:
+        return again(media_message(e), 415 if e.code.startswith("not_") else 422)
+    try:
+        result = feedback.submit(hub_context(), form, audio, source="portal")
+    except feedback.FeedbackError as e:
+        return again(feedback_message(e.code), 400)
+    return redirect(url_for("portal.receipt", code=result["receipt"], new=1), code=303)
+
+
+@bp.route("/receipt", methods=["GET"])
+def receipt_lookup():
+    code = feedback.normalise_receipt(request.args.get("code", ""))
+    if code:
+        return redirect(url_for("portal.receipt", code=code), code=303)
+    return render_template("receipt_lookup.html", error=None)
+
+
+@bp.route("/receipt/<code>")
+def receipt(code: str):
+    item = feedback.by_receipt(hub_context().db, code)
+    if item is None:
+        return render_template("receipt_lookup.html",
+                               error=_("No message has that receipt number. Please check the digits.")), 404
+    return render_template("receipt.html", item=item, new=request.args.get("new") == "1",
+                           code=feedback.format_receipt(item["receipt"]),
+                           categories={c[0]: c for c in feedback.CATEGORIES})
