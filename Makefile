@@ -18,7 +18,7 @@ APT_TEST := $(APT_BASE) $(APT_AUDIO) $(APT_NET) $(APT_IMAGE) $(APT_WEB) $(APT_SY
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test bench lint font clean image system-run system-test system-bench
+.PHONY: help run test bench lint docs messages font clean image system-run system-test system-bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,6 +34,12 @@ bench: system-test $(VENV)/.installed-test ## Print speed and memory figures sid
 
 lint: $(VENV)/.installed-test ## Check style with ruff
 	$(BIN)/ruff check hub tests
+
+docs: $(VENV)/.installed ## Refresh the settings table in README.md
+	$(BIN)/python -m hub.settings
+
+messages: $(VENV)/.installed ## Update the Khmer catalogue from the code and list untranslated strings
+	$(BIN)/python -m hub.web.catalog
 
 font: $(VENV)/.installed-test ## Rebuild the bundled Khmer font subset from fonts-noto-core
 	$(BIN)/pip install -q '.[font]'

@@ -97,6 +97,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("sync_bandwidth_kbps", int, 0, "Upload speed cap in kilobits per second. 0: no cap."),
     S("sync_daily_budget_mb", float, 50.0, "Data the sync may use per day, in megabytes. 0: no limit."),
     S("allow_insecure_http", bool, False, "Allow plain HTTP to a central server that is not on loopback."),
+    S("sync_chunk_kb", int, 256, "Size of one media upload request, in kilobytes; a cut upload resends at most this much."),
+    S("sync_timeout_seconds", float, 30.0, "How long to wait for the central server before a request counts as failed."),
+    S("sync_max_backoff_seconds", int, 3600, "Longest wait between attempts after failures (the wait doubles from 30 s)."),
     S("telegram_bot_token", str, "", "Bot token for mirroring public notices to Telegram. Empty: no mirror.", secret=True),
     S("telegram_chat_id", str, "", "The commune's Telegram channel, e.g. @mycommune."),
     S("telegram_api_url", str, "https://api.telegram.org", "Base address of the Telegram Bot API."),
@@ -303,3 +306,28 @@ def describe() -> list[dict[str, str]]:
         }
         for s in SETTINGS
     ]
+
+
+def markdown_table() -> str:
+    """The settings as the Markdown table the README carries (`make docs` refreshes it)."""
+    lines = ["| setting | environment | type | default | description |", "|---|---|---|---|---|"]
+    for row in describe():
+        desc = row["description"].replace("|", "\\|")
+        lines.append(f"| `{row['name']}` | `{row['env']}` | {row['type']} | `{row['default']}` | {desc} |")
+    return "\n".join(lines)
+
+
+def update_readme(path: Path = Path("README.md")) -> bool:
+    """Rewrite the README's settings table between its markers; True if it changed."""
+    start, end = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+    text = path.read_text(encoding="utf-8")
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    new = f"{head}{start}\n{markdown_table()}\n{end}{tail}"
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+if __name__ == "__main__":
+    print("README.md updated" if update_readme() else "README.md already up to date")
