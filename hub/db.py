@@ -35,11 +35,15 @@ def connect(path: str | Path | None = None) -> sqlite_utils.Database:
             str(path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False,
             isolation_level=None,
         )
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    if path is not None:
-        conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if path is not None:
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        raise StoreError(f"database {path} is unusable: {e}") from None
     return sqlite_utils.Database(conn)
 
 
@@ -151,7 +155,10 @@ def check_schema(db: sqlite_utils.Database) -> None:
 
 def integrity_check(db: sqlite_utils.Database) -> None:
     """Run SQLite's own check; raise StoreError with its first complaint."""
-    rows = [r[0] for r in db.conn.execute("PRAGMA integrity_check").fetchall()]
+    try:
+        rows = [r[0] for r in db.conn.execute("PRAGMA integrity_check").fetchall()]
+    except sqlite3.DatabaseError as e:
+        raise StoreError(f"database integrity check failed: {e}") from None
     if rows != ["ok"]:
         raise StoreError("database integrity check failed: " + "; ".join(rows[:3]))
     fk = db.conn.execute("PRAGMA foreign_key_check").fetchall()
