@@ -8,7 +8,9 @@ import threading
 from pathlib import Path
 
 #: name -> "module:Class" of each daemon `hub run` starts beside the web app.
-DAEMONS: dict[str, str] = {}
+DAEMONS: dict[str, str] = {
+    "sync": "hub.sync.daemon:Sync",
+}
 
 AUDIO_DIR = Path(__file__).resolve().parent.parent / "audio"
 

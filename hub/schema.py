@@ -9,6 +9,8 @@ from __future__ import annotations
 import sqlite_utils
 
 from hub.db import run_script
+from hub.sync.outbox import migrate_sync
+from hub.voice.transcripts import voice_tables
 
 
 def core_tables(db: sqlite_utils.Database) -> None:
@@ -107,4 +109,6 @@ def core_tables(db: sqlite_utils.Database) -> None:
 #: (name, function), in the order they are applied to a new database.
 MIGRATIONS: list[tuple[str, object]] = [
     ("0001_core_tables", core_tables),
+    ("0002_sync", migrate_sync),
+    ("0004_voice", voice_tables),
 ]

@@ -1,0 +1,48 @@
+"""`hub sync once` and `hub sync status`."""
+
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("sync", help="sync with the central server")
+    ssub = p.add_subparsers(dest="sync_command", metavar="ACTION", required=True)
+    a = ssub.add_parser("once", help="run one sync cycle now and print what happened")
+    a.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    a.set_defaults(func=cmd_once)
+    a = ssub.add_parser("status", help="print the outbox, media and last result")
+    a.set_defaults(func=cmd_status)
+
+
+def _context(args):
+    from hub.cli import load_settings, setup_logging
+    from hub.context import open_context
+
+    settings = load_settings(args)
+    setup_logging(settings.log_level)
+    return open_context(settings)
+
+
+def cmd_once(args) -> int:
+    from hub.sync.engine import run_cycle
+
+    ctx = _context(args)
+    out = run_cycle(ctx)
+    print(json.dumps(out.as_dict()) if args.json else out.summary(), flush=True)
+    return 0 if out.ok else 1
+
+
+def cmd_status(args) -> int:
+    from hub.sync import outbox
+
+    ctx = _context(args)
+    db = ctx.db
+    print(f"central_url: {ctx.settings.central_url or '(empty: sync is off)'}")
+    print("outbox: " + ", ".join(f"{k} {v}" for k, v in outbox.counts(db).items()))
+    print("media: " + ", ".join(f"{k} {v}" for k, v in outbox.media_counts(db).items()))
+    state = outbox.all_state(db)
+    for key in ("last_online", "last_success", "last_error", "last_error_at", "last_outcome", "pull_cursor"):
+        if key in state:
+            print(f"{key}: {state[key]}")
+    return 0

@@ -1,0 +1,80 @@
+"""`hub-sync`: a sync cycle every ``sync_interval_seconds``, backing off after failures."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import time
+
+from hub.daemon import Daemon, serve
+
+log = logging.getLogger(__name__)
+
+#: The first wait after a failed cycle; it doubles up to sync_max_backoff_seconds.
+FIRST_BACKOFF_SECONDS = 30
+
+
+def next_delay(settings, failures: int, rand=random.random) -> float:
+    """Seconds until the next cycle: the interval after success, a doubling wait after failures."""
+    if failures <= 0:
+        return float(settings.sync_interval_seconds)
+    wait = min(FIRST_BACKOFF_SECONDS * 2 ** (failures - 1), settings.sync_max_backoff_seconds)
+    return wait * (0.8 + 0.4 * rand())  # jitter, so many hubs do not retry in step
+
+
+class Sync(Daemon):
+    """Idles quietly while ``central_url`` is empty."""
+
+    name = "hub-sync"
+    poll_interval = 1.0
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.ctx = None
+        self.failures = 0
+        self.next_at = 0.0
+        self.last = None
+
+    def setup(self) -> None:
+        from hub.context import open_context
+
+        self.ctx = open_context(self.settings, migrate=False)
+        if not self.settings.central_url:
+            log.info("sync is off: central_url is empty")
+
+    def poll(self) -> None:
+        if not self.settings.central_url or time.monotonic() < self.next_at:
+            return
+        from hub.sync.engine import run_cycle
+
+        self.last = run_cycle(self.ctx, beat=self.heartbeat, stopping=lambda: self.quitting)
+        if self.last.ok:
+            self.failures = 0
+            log.info("sync: %s", self.last.summary())
+        else:
+            self.failures += 1
+            log.warning("sync: %s", self.last.summary() if self.last.online else self.last.message)
+        self.next_at = time.monotonic() + next_delay(self.settings, self.failures)
+
+    def teardown(self) -> None:
+        if self.ctx is not None:
+            self.ctx.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hub import settings as settings_mod
+    from hub.cli import setup_logging
+    from hub.errors import HubError
+
+    try:
+        settings = settings_mod.load(argv[0] if argv else None)
+        setup_logging(settings.log_level)
+        return serve(Sync(settings))
+    except HubError as e:
+        print(f"hub-sync: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

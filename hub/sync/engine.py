@@ -1,0 +1,266 @@
+"""One sync cycle: prove the uplink, push the outbox and media, pull publications, mirror.
+
+Nothing is read from or written to the outbox until the central server
+has given a signed answer: a captive network leaves the hub untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from hub import __version__
+from hub.db import utcnow
+from hub.sync import outbox
+from hub.sync.client import BudgetExhausted, CentralClient, NotOnline, Rejected, SyncError
+
+log = logging.getLogger(__name__)
+
+#: Health is reported at most this often.
+HEALTH_EVERY_SECONDS = 3600
+
+
+@dataclass
+class Outcome:
+    online: bool = False
+    message: str = ""
+    pushed: int = 0
+    conflicts: int = 0
+    refused: int = 0
+    media_done: int = 0
+    media_bytes: int = 0
+    pulled: int = 0
+    telegram: int = 0
+    wire_bytes: int = 0
+    error: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.online and self.error is None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        if not self.online:
+            return self.message
+        text = (f"online: pushed {self.pushed} records ({self.conflicts} conflicts, {self.refused} refused),"
+                f" uploaded {self.media_done} media files ({self.media_bytes} bytes),"
+                f" pulled {self.pulled} publications, posted {self.telegram} to Telegram,"
+                f" {self.wire_bytes} bytes on the wire")
+        if self.error:
+            text += f"; stopped: {self.error}"
+        return text
+
+
+def health(ctx) -> dict:
+    s = ctx.settings
+    try:
+        free = shutil.disk_usage(s.data_dir).free // (1024 * 1024)
+    except OSError:
+        free = -1
+    try:
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        uptime = -1.0
+    c = outbox.counts(ctx.db)
+    return {"version": __version__, "disk_free_mb": free, "uptime_seconds": int(uptime),
+            "outbox_pending": c["pending"], "outbox_flagged": c["conflict"] + c["refused"],
+            "media_pending": outbox.media_counts(ctx.db)["pending"], "clock_trust": ctx.clock.trust(),
+            "hub_name": s.hub_name}
+
+
+def run_cycle(ctx, beat=lambda: None, stopping=lambda: False) -> Outcome:
+    """Run one whole cycle; record its result in sync_state; never raise for network trouble."""
+    s = ctx.settings
+    out = Outcome()
+    if not s.central_url:
+        out.message = "sync is off: central_url is empty"
+        return out
+    db = ctx.db
+    outbox.set_state(db, last_attempt=utcnow())
+    try:
+        client = CentralClient(s, ctx, beat, stopping)
+    except SyncError as e:
+        out.message = out.error = str(e)
+        outbox.set_state(db, last_error=out.error, last_error_at=utcnow())
+        return out
+    try:
+        try:
+            hello = client.hello(health(ctx))
+        except (NotOnline, BudgetExhausted) as e:
+            out.message = f"not online: {e}" if isinstance(e, NotOnline) else str(e)
+            out.error = str(e)
+            return out
+        except Rejected as e:
+            out.message = f"not online: {e}"
+            out.error = str(e)
+            return out
+        out.online = True
+        ctx.clock.set_trusted_time("central", hello["time_estimate"])
+        outbox.set_state(db, last_online=utcnow(), central_hub_name=hello.get("hub_name", ""))
+        try:
+            _push(ctx, client, out)
+            _upload_media(ctx, client, out, beat, stopping)
+            _pull(ctx, client, out)
+            _mirror(ctx, out, stopping)
+        except (SyncError, OSError) as e:
+            out.error = client.redact(str(e))
+    finally:
+        out.wire_bytes = client.wire_bytes
+        client.close()
+        if out.error:
+            outbox.set_state(db, last_error=out.error, last_error_at=utcnow())
+        else:
+            outbox.set_state(db, last_error=None, last_success=utcnow())
+        outbox.set_state(db, last_outcome=out.summary())
+    return out
+
+
+def _push(ctx, client: CentralClient, out: Outcome) -> None:
+    db = ctx.db
+    outbox.scan(ctx)
+    last = outbox.get_state(db, "last_health_at")
+    if not last or time.time() - float(last) >= HEALTH_EVERY_SECONDS:
+        outbox.add_health(ctx, health(ctx))
+        outbox.set_state(db, last_health_at=time.time())
+    while True:
+        batch = outbox.pending(db, ctx.settings.sync_batch_size)
+        if not batch:
+            return
+        answer = client.push(batch)
+        asked = {r["id"] for r in batch}
+        refused = [i for i in answer.get("refused", []) if i in asked]
+        if refused:
+            outbox.mark(db, refused, "refused", "the central server refused a record in another hub's name")
+            out.refused += len(refused)
+            continue  # the rest of the batch was not stored; send it again without these
+        confirmed = [i for i in answer.get("stored", []) + answer.get("duplicate", []) if i in asked]
+        conflicts = [i for i in answer.get("conflict", []) if i in asked]
+        outbox.mark(db, confirmed, "sent")
+        outbox.mark(db, conflicts, "conflict",
+                    "the central server already holds a different record with this id (409)")
+        out.pushed += len(confirmed)
+        out.conflicts += len(conflicts)
+        if not confirmed and not conflicts:
+            raise SyncError("the central server confirmed none of the records sent")
+
+
+def _upload_media(ctx, client: CentralClient, out: Outcome, beat, stopping) -> None:
+    db = ctx.db
+    chunk_size = ctx.settings.sync_chunk_kb * 1024
+    for m in outbox.media_pending(db):
+        if stopping():
+            return
+        path = ctx.media.path(m["name"])
+        if not path.exists():
+            outbox.media_progress(db, m["media_id"], 0, "missing", "the file is gone from the hub")
+            continue
+        offset, complete = client.media_offset(m["media_id"])
+        sent = 0
+        cuts = 0
+        try:
+            with open(path, "rb") as f:
+                while not complete:
+                    beat()
+                    f.seek(offset)
+                    chunk = f.read(chunk_size)
+                    sent += len(chunk)
+                    try:
+                        answer = client.media_chunk(m["media_id"], offset, m["bytes"], m["sha256"], chunk)
+                    except NotOnline:
+                        # Cut mid-chunk: ask where the central server's copy ends, go on from there.
+                        cuts += 1
+                        if cuts > client.attempts * 2:
+                            raise
+                        time.sleep(min(client.first_retry_wait * 2 ** (cuts - 1), 8))
+                        offset, complete = client.media_offset(m["media_id"])
+                        continue
+                    if answer.get("error") == "checksum":
+                        outbox.media_progress(db, m["media_id"], sent, "failed",
+                                              "the central server's copy did not match its SHA-256")
+                        sent = 0
+                        break
+                    offset = int(answer.get("offset", offset))
+                    complete = bool(answer.get("complete"))
+        except SyncError as e:
+            outbox.media_progress(db, m["media_id"], sent, None, client.redact(str(e)))
+            out.media_bytes += sent
+            raise
+        if complete:
+            outbox.media_progress(db, m["media_id"], sent, "done")
+            out.media_done += 1
+        out.media_bytes += sent
+
+
+def _pull(ctx, client: CentralClient, out: Outcome) -> None:
+    db = ctx.db
+    while True:
+        since = int(outbox.get_state(db, "pull_cursor", "0"))
+        answer = client.publications(since)
+        pubs = answer.get("publications", [])
+        for pub in pubs:
+            if outbox.store_publication(db, pub):
+                out.pulled += 1
+        for pub in outbox.unapplied_publications(db):
+            apply_publication(ctx, client, pub)
+        cursor = int(answer.get("cursor", since))
+        if cursor > since:
+            outbox.set_state(db, pull_cursor=cursor)
+        if not answer.get("more"):
+            return
+
+
+def apply_publication(ctx, client: CentralClient, pub: dict) -> None:
+    """Make a pulled notice visible on the portal; keep announcements for the announcer."""
+    from hub import notices
+
+    if pub["kind"] == "notice":
+        data = pub.get("data", {})
+        fields = {k: data.get(k) for k in notices.FIELDS if k in data and k not in ("audio_id", "image_id")}
+        if pub.get("withdrawn"):
+            fields["expires_at"] = fields.get("expires_at") or utcnow()
+        rows = []
+        audio = data.get("audio")
+        key = f"audio_of:{pub['id']}"
+        if audio and outbox.get_state(ctx.db, key) != audio["id"]:
+            rows.append(_fetch_audio(ctx, client, audio))
+            fields["audio_id"] = rows[0]["id"]
+        existing = notices.get(ctx.db, pub["id"])
+        if existing is None:
+            notices.create(ctx, fields, media_rows=rows, origin="central", notice_id=pub["id"])
+        else:
+            notices.update(ctx, pub["id"], fields, media_rows=rows)
+        if audio:
+            outbox.set_state(ctx.db, **{key: audio["id"]})
+    outbox.mark_applied(ctx.db, pub["id"])
+
+
+def _fetch_audio(ctx, client: CentralClient, audio: dict) -> dict:
+    import hashlib
+
+    content = client.file(audio["id"])
+    if hashlib.sha256(content).hexdigest() != audio.get("sha256"):
+        raise SyncError(f"audio {audio['id']} from the central server does not match its SHA-256")
+    fd, tmp = tempfile.mkstemp(prefix="hub-central-audio-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        return ctx.media.prepare_audio(Path(tmp))
+    finally:
+        os.unlink(tmp)
+
+
+def _mirror(ctx, out: Outcome, stopping) -> None:
+    s = ctx.settings
+    if not (s.telegram_bot_token and s.telegram_chat_id):
+        return
+    from hub.sync.telegram import Mirror
+
+    out.telegram = Mirror(ctx).run(stopping)

@@ -1,0 +1,438 @@
+"""The hub's outbox: what must reach the central server, and what came back from it.
+
+The only code that writes the ``sync_*`` and ``telegram_posts`` tables.
+
+Records are not copied into the outbox by the modules that write them.
+Instead :func:`scan` looks at each source table in :data:`SOURCES` (tables
+that do not exist yet are skipped, and picked up once a migration makes
+them) and turns every new or changed row into a wire record:
+
+- a row seen for the first time travels under its own UUID;
+- a row that changed later (a clerk's status or reply, a corrected
+  transcript, a playback that ended) travels as a *revision*: a new record
+  with its own UUID and kind ``<kind>.revision`` whose data names the
+  original in ``"of"``.
+
+So a record's content never changes after it is made, and the central
+server's rule "same id, different content: 409" holds for honest hubs.
+A record is marked sent only when the central server names its id as
+stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from hub.db import new_id, run_script, transaction, utcnow
+from hub.sync.wire import canonical
+
+#: Fields that name a media row; the file behind it is uploaded too.
+MEDIA_FIELDS = ("audio_id", "image_id", "media_id")
+#: Rows changed this recently are re-checked on every scan (updated_at has one-second steps).
+RECENT_SECONDS = 5
+STATES = ("pending", "sent", "conflict", "refused")
+
+
+def migrate_sync(db) -> None:
+    """Outbox, seen rows, media uploads, sync state, pulled publications, Telegram posts."""
+    run_script(
+        db,
+        """
+        create table sync_outbox (
+            seq integer primary key autoincrement,
+            id text not null unique,
+            kind text not null,
+            source text not null,
+            source_id text not null,
+            body text not null,
+            state text not null default 'pending'
+                check (state in ('pending', 'sent', 'conflict', 'refused')),
+            attempts integer not null default 0,
+            last_error text,
+            created_at text not null,
+            sent_at text
+        );
+        create index sync_outbox_state on sync_outbox (state, seq);
+        create table sync_seen (
+            source text not null,
+            source_id text not null,
+            marker text,
+            fingerprint text not null,
+            primary key (source, source_id)
+        );
+        create table sync_media (
+            media_id text primary key,
+            name text not null,
+            bytes integer not null,
+            sha256 text not null,
+            state text not null default 'pending' check (state in ('pending', 'done', 'missing', 'failed')),
+            bytes_sent integer not null default 0,
+            attempts integer not null default 0,
+            last_error text,
+            created_at text not null,
+            done_at text
+        );
+        create table sync_state (
+            key text primary key,
+            value text not null
+        );
+        create table sync_inbox (
+            id text primary key,
+            seq integer not null,
+            kind text not null,
+            body text not null,
+            received_at text not null,
+            applied_at text
+        );
+        create table telegram_posts (
+            notice_id text primary key,
+            state text not null default 'pending' check (state in ('pending', 'posted', 'failed')),
+            message_ids text not null default '',
+            attempts integer not null default 0,
+            last_error text,
+            created_at text not null,
+            posted_at text
+        );
+        """,
+    )
+
+
+# --- sources --------------------------------------------------------------------------------
+
+def _feedback_data(row: dict) -> dict:
+    """What of a feedback row leaves the commune: names, phones and voices only with consent."""
+    data = _plain_data(row)
+    if not row.get("consent_share"):
+        for k in ("name", "phone", "audio_id"):
+            data.pop(k, None)
+    return data
+
+
+def _plain_data(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in ("id", "hub_id", "created_at", "updated_at")}
+
+
+@dataclass(frozen=True)
+class Source:
+    """A table whose rows travel to the central server, as records of *kind*."""
+
+    table: str
+    kind: str
+    data: object = _plain_data
+
+
+#: Every table the hub sends. Tables of parts not built yet are skipped until they exist.
+SOURCES: tuple[Source, ...] = (
+    Source("feedback", "feedback", _feedback_data),
+    Source("transcripts", "transcript"),
+    Source("play_log", "play"),
+)
+
+
+def _columns(db, table: str) -> list[str]:
+    return [r[1] for r in db.conn.execute(f"pragma table_info({table})").fetchall()]
+
+
+def fingerprint(data: dict) -> str:
+    return hashlib.sha256(canonical(data)).hexdigest()
+
+
+def scan(ctx) -> int:
+    """Turn new and changed rows of every source into outbox records; return how many."""
+    db = ctx.db
+    tables = set(db.table_names())
+    made = 0
+    for source in SOURCES:
+        if source.table not in tables:
+            continue
+        cols = _columns(db, source.table)
+        if not {"id", "hub_id", "created_at"} <= set(cols):
+            continue
+        made += _scan_source(ctx, source, "updated_at" in cols)
+    return made
+
+
+def _scan_source(ctx, source: Source, has_updated_at: bool) -> int:
+    db = ctx.db
+    if has_updated_at:
+        recent = (datetime.now(UTC) - timedelta(seconds=RECENT_SECONDS)).isoformat(timespec="seconds")
+        sql = (f"select t.*, s.fingerprint as _fp from {source.table} t left join sync_seen s"
+               " on s.source = ? and s.source_id = t.id"
+               " where s.source_id is null or s.marker is not t.updated_at or t.updated_at >= ?")
+        args = [source.table, recent]
+    else:
+        sql = (f"select t.*, s.fingerprint as _fp from {source.table} t left join sync_seen s"
+               " on s.source = ? and s.source_id = t.id")
+        args = [source.table]
+    made = 0
+    batch: list[tuple[dict, dict, str | None]] = []
+    for row in db.query(sql, args):
+        seen_fp = row.pop("_fp")
+        data = source.data(row)
+        fp = fingerprint(data)
+        if fp == seen_fp:
+            if has_updated_at:
+                batch.append((row, {}, None))  # only the marker moves
+            continue
+        batch.append((row, data, seen_fp))
+        if len(batch) >= 500:
+            made += _enqueue_rows(ctx, source, batch)
+            batch = []
+    if batch:
+        made += _enqueue_rows(ctx, source, batch)
+    return made
+
+
+def _enqueue_rows(ctx, source: Source, batch) -> int:
+    made = 0
+    now = utcnow()
+    with transaction(ctx.db) as conn:
+        for row, data, seen_fp in batch:
+            marker = row.get("updated_at")
+            if not data:
+                conn.execute("update sync_seen set marker = ? where source = ? and source_id = ?",
+                             (marker, source.table, row["id"]))
+                continue
+            if seen_fp is None:
+                record = {"id": row["id"], "kind": source.kind, "hub_id": row["hub_id"],
+                          "created_at": row["created_at"], "data": data}
+            else:
+                record = {"id": new_id(), "kind": source.kind + ".revision", "hub_id": row["hub_id"],
+                          "created_at": marker or now, "data": {"of": row["id"], **data}}
+            _insert_record(conn, record, source.table, row["id"])
+            for field in MEDIA_FIELDS:
+                if data.get(field):
+                    _enqueue_media(ctx, conn, data[field])
+            conn.execute(
+                "insert into sync_seen (source, source_id, marker, fingerprint) values (?, ?, ?, ?)"
+                " on conflict (source, source_id) do update set marker = excluded.marker,"
+                " fingerprint = excluded.fingerprint",
+                (source.table, row["id"], marker, fingerprint(data)),
+            )
+            made += 1
+    return made
+
+
+def _insert_record(conn, record: dict, source: str, source_id: str) -> None:
+    conn.execute(
+        "insert into sync_outbox (id, kind, source, source_id, body, created_at) values (?, ?, ?, ?, ?, ?)"
+        " on conflict (id) do nothing",
+        (record["id"], record["kind"], source, source_id, canonical(record).decode(), utcnow()),
+    )
+
+
+def _enqueue_media(ctx, conn, media_id: str) -> None:
+    """Queue the web copy of a media row (small: the line is paid) and its description."""
+    if conn.execute("select 1 from sync_media where media_id = ?", (media_id,)).fetchone():
+        return
+    row = conn.execute("select * from media where id = ?", (media_id,)).fetchone()
+    if row is None:
+        return
+    m = dict(zip([d[0] for d in conn.execute("select * from media limit 0").description], row))
+    from hub.media import sha256_of
+
+    path = ctx.media.path(m["web_name"])
+    if path.exists():
+        size, digest, state = path.stat().st_size, sha256_of(path), "pending"
+    else:
+        size, digest, state = 0, "", "missing"
+    conn.execute(
+        "insert into sync_media (media_id, name, bytes, sha256, state, created_at) values (?, ?, ?, ?, ?, ?)",
+        (media_id, m["web_name"], size, digest, state, utcnow()),
+    )
+    record = {"id": media_id, "kind": "media", "hub_id": m["hub_id"], "created_at": m["created_at"],
+              "data": {"media_kind": m["kind"], "type": m["web_type"], "duration_ms": m["duration_ms"],
+                       "bytes": size, "sha256": digest, "original_format": m["original_format"]}}
+    _insert_record(conn, record, "media", media_id)
+
+
+def add_health(ctx, health: dict) -> str:
+    """Queue one health report (a new record each time)."""
+    record = {"id": new_id(), "kind": "health", "hub_id": ctx.hub_id, "created_at": utcnow(),
+              "data": health}
+    with transaction(ctx.db) as conn:
+        _insert_record(conn, record, "health", record["id"])
+    return record["id"]
+
+
+# --- pushing ---------------------------------------------------------------------------------
+
+def pending(db, limit: int) -> list[dict]:
+    return [json.loads(r["body"]) for r in db.query(
+        "select body from sync_outbox where state = 'pending' order by seq limit ?", [limit])]
+
+
+def mark(db, ids: list[str], state: str, error: str | None = None) -> None:
+    """Record the central server's verdict on *ids* (sent only for ids it confirmed)."""
+    if not ids:
+        return
+    if state not in STATES:
+        raise ValueError(state)
+    now = utcnow()
+    with transaction(db) as conn:
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            conn.execute(
+                f"update sync_outbox set state = ?, last_error = ?, attempts = attempts + 1,"
+                f" sent_at = case when ? = 'sent' then ? else sent_at end"
+                f" where id in ({marks}) and state = 'pending'",
+                (state, error, state, now, *chunk),
+            )
+
+
+def counts(db) -> dict[str, int]:
+    out = dict.fromkeys(STATES, 0)
+    for r in db.query("select state, count(*) as n from sync_outbox group by state"):
+        out[r["state"]] = r["n"]
+    return out
+
+
+def flagged(db, limit: int = 50) -> list[dict]:
+    """Records the central server refused (409 or another hub's name): shown in the console."""
+    return list(db.query(
+        "select id, kind, source, source_id, state, last_error, created_at from sync_outbox"
+        " where state in ('conflict', 'refused') order by seq desc limit ?", [limit]))
+
+
+def media_pending(db) -> list[dict]:
+    return list(db.query("select * from sync_media where state = 'pending' order by created_at"))
+
+
+def media_counts(db) -> dict[str, int]:
+    out = {"pending": 0, "done": 0, "missing": 0, "failed": 0}
+    for r in db.query("select state, count(*) as n from sync_media group by state"):
+        out[r["state"]] = r["n"]
+    return out
+
+
+def media_progress(db, media_id: str, sent: int, state: str | None = None,
+                   error: str | None = None) -> None:
+    with transaction(db) as conn:
+        conn.execute(
+            "update sync_media set bytes_sent = bytes_sent + ?, attempts = attempts + 1,"
+            " last_error = ?, state = coalesce(?, state),"
+            " done_at = case when ? = 'done' then ? else done_at end where media_id = ?",
+            (sent, error, state, state, utcnow(), media_id),
+        )
+
+
+# --- state -----------------------------------------------------------------------------------
+
+def get_state(db, key: str, default: str | None = None) -> str | None:
+    row = db.conn.execute("select value from sync_state where key = ?", (key,)).fetchone()
+    return row[0] if row else default
+
+
+def all_state(db) -> dict[str, str]:
+    return {r["key"]: r["value"] for r in db.query("select key, value from sync_state")}
+
+
+def set_state(db, **values) -> None:
+    with transaction(db) as conn:
+        for k, v in values.items():
+            if v is None:
+                conn.execute("delete from sync_state where key = ?", (k,))
+            else:
+                conn.execute("insert into sync_state (key, value) values (?, ?)"
+                             " on conflict (key) do update set value = excluded.value", (k, str(v)))
+
+
+def add_usage(db, day: str, nbytes: int) -> int:
+    """Count *nbytes* against *day*'s data budget; return the day's total."""
+    with transaction(db) as conn:
+        row = conn.execute("select value from sync_state where key = 'budget'").fetchone()
+        used_day, used = (row[0].split(" ") if row else (day, "0"))
+        total = (int(used) if used_day == day else 0) + nbytes
+        conn.execute("insert into sync_state (key, value) values ('budget', ?)"
+                     " on conflict (key) do update set value = excluded.value", (f"{day} {total}",))
+    return total
+
+
+def usage(db, day: str) -> int:
+    value = get_state(db, "budget")
+    if not value:
+        return 0
+    used_day, used = value.split(" ")
+    return int(used) if used_day == day else 0
+
+
+# --- pulled publications -------------------------------------------------------------------
+
+def store_publication(db, pub: dict) -> bool:
+    """Keep a publication pulled from the central server; False if it was already here."""
+    with transaction(db) as conn:
+        try:
+            conn.execute(
+                "insert into sync_inbox (id, seq, kind, body, received_at) values (?, ?, ?, ?, ?)",
+                (pub["id"], pub["seq"], pub["kind"], canonical(pub).decode(), utcnow()),
+            )
+        except sqlite3.IntegrityError:
+            conn.execute("update sync_inbox set seq = ?, body = ?, received_at = ?, applied_at = null"
+                         " where id = ? and body != ?",
+                         (pub["seq"], canonical(pub).decode(), utcnow(), pub["id"],
+                          canonical(pub).decode()))
+            return conn.execute("select changes()").fetchone()[0] > 0
+    return True
+
+
+def unapplied_publications(db) -> list[dict]:
+    return [json.loads(r["body"]) for r in db.query(
+        "select body from sync_inbox where applied_at is null order by seq")]
+
+
+def mark_applied(db, pub_id: str) -> None:
+    with transaction(db) as conn:
+        conn.execute("update sync_inbox set applied_at = ? where id = ?", (utcnow(), pub_id))
+
+
+def central_announcements(db) -> list[dict]:
+    """Announcements the central server published for this hub, for the announcer to schedule."""
+    return [json.loads(r["body"]) for r in db.query(
+        "select body from sync_inbox where kind = 'announcement' order by seq")]
+
+
+# --- Telegram mirror -------------------------------------------------------------------------
+
+def telegram_queue(db, since: str) -> int:
+    """Queue every public notice made since *since* that is not queued yet; return how many."""
+    with transaction(db) as conn:
+        cur = conn.execute(
+            "insert into telegram_posts (notice_id, created_at)"
+            " select n.id, ? from notices n where n.created_at >= ?"
+            " and not exists (select 1 from telegram_posts t where t.notice_id = n.id)",
+            (utcnow(), since),
+        )
+        return cur.rowcount
+
+
+def telegram_pending(db) -> list[dict]:
+    return list(db.query("select * from telegram_posts where state = 'pending' order by created_at"))
+
+
+def telegram_result(db, notice_id: str, message_ids: list | None = None, error: str | None = None,
+                    give_up: bool = False) -> None:
+    with transaction(db) as conn:
+        if message_ids is not None:
+            conn.execute(
+                "update telegram_posts set state = 'posted', message_ids = ?, posted_at = ?,"
+                " attempts = attempts + 1, last_error = null where notice_id = ?",
+                (",".join(str(m) for m in message_ids), utcnow(), notice_id))
+        else:
+            conn.execute(
+                "update telegram_posts set attempts = attempts + 1, last_error = ?,"
+                " state = case when ? then 'failed' else state end where notice_id = ?",
+                (error, 1 if give_up else 0, notice_id))
+
+
+def telegram_note_part(db, notice_id: str, message_id) -> None:
+    """Remember a part (text or audio) already posted, so a retry never posts it twice."""
+    with transaction(db) as conn:
+        conn.execute(
+            "update telegram_posts set message_ids = case when message_ids = '' then ?"
+            " else message_ids || ',' || ? end where notice_id = ?",
+            (str(message_id), str(message_id), notice_id))
