@@ -81,6 +81,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("quiet_hours_end", str, "06:00", "End of the night."),
     # --- recording kiosk and transcription ---
     S("audio_input_device", str, "default", "ALSA device name of the kiosk microphone."),
+    S("kiosk_output_device", str, "default", "ALSA device name the kiosk's prompts play through (its own small speaker, or the loudspeaker's device)."),
     S("button_pin", str, "", "GPIO pin of the kiosk's record button. Empty: no button."),
     S("button_led_pin", str, "", "GPIO pin of the LED beside the record button. Empty: no LED."),
     S("debounce_ms", int, 50, "Presses of the record button closer together than this are one press."),
@@ -118,6 +119,10 @@ SETTINGS: tuple[Setting, ...] = (
     S("dhcp_range_start", str, "10.42.0.10", "First address leased to phones."),
     S("dhcp_range_end", str, "10.42.0.250", "Last address leased to phones."),
     S("dhcp_lease_time", str, "2h", "DHCP lease time, in dnsmasq's notation."),
+    S("ap_prefix", int, 24, "Prefix length of the villagers' network (24: 255.255.255.0)."),
+    S("staff_wifi_interface", str, "wlan0staff", "Interface hostapd creates for the staff network (at most 15 characters)."),
+    S("staff_ap_address", str, "10.43.0.1", "The hub's address on the staff Wi-Fi network; phones get the rest of its /24."),
+    S("web_socket", str, "/run/hub/web.sock", "Unix socket hub-web (gunicorn) listens on and nginx proxies to."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
