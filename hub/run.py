@@ -9,6 +9,8 @@ from pathlib import Path
 
 #: name -> "module:Class" of each daemon `hub run` starts beside the web app.
 DAEMONS: dict[str, str] = {
+    "recorder": "hub.voice.recorder_daemon:Recorder",
+    "transcriber": "hub.voice.transcriber_daemon:Transcriber",
     "sync": "hub.sync.daemon:Sync",
 }
 

@@ -1,0 +1,71 @@
+"""A real hub process on loopback, for tests that need a browser or a crash."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveHub:
+    """`hub run --only web` (or gunicorn) in its own process, stopped by pid."""
+
+    def __init__(self, data_dir: Path, gunicorn: bool = False, **env: str):
+        self.data_dir = Path(data_dir)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.gunicorn = gunicorn
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+        self.env.update({"HUB_DATA_DIR": str(self.data_dir), "HUB_PORT": str(self.port), **env})
+        self.proc: subprocess.Popen | None = None
+        self.log = self.data_dir.parent / f"hub-{self.port}.log"
+
+    def start(self, timeout: float = 30) -> LiveHub:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.gunicorn:
+            args = ["web", "--bind", f"127.0.0.1:{self.port}", "--workers", "2"]
+        else:
+            args = ["run", "--only", "web"]
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "hub.cli", *args], env=self.env,
+                                         stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir.parent)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hub exited: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/api/captive", timeout=2):
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"hub did not start: {self.log.read_text()[-2000:]}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: a power cut as far as the server can tell."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+            if self.gunicorn:
+                # gunicorn workers die with their arbiter's socket; make sure.
+                subprocess.run(["pkill", "-KILL", "-f", f"127.0.0.1:{self.port}"], check=False)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
