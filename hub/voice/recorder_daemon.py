@@ -1,0 +1,98 @@
+"""Daemon ``hub-recorder``: the push-button recording kiosk.
+
+With no ``button_pin`` set the daemon idles harmlessly (a hub without a
+kiosk, or `hub run` on a laptop): it touches no GPIO and no sound device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable
+
+from hub.daemon import Daemon, serve
+from hub.errors import HubError
+
+log = logging.getLogger(__name__)
+
+
+class Recorder(Daemon):
+    """Button, LED, microphone and prompts; one turn at a time."""
+
+    name = "recorder"
+    poll_interval = 0.05
+
+    def __init__(self, settings, *, pin_factory=None, sound=None,
+                 clock: Callable[[], float] = time.monotonic):
+        super().__init__(settings)
+        self.pin_factory = pin_factory
+        self.clock = clock
+        self.sound = sound
+        self._own_sound = sound is None
+        self.ctx = None
+        self.button = None
+        self.led = None
+        self.kiosk = None
+        self.enabled = bool(settings.button_pin)
+
+    def setup(self) -> None:
+        if not self.enabled:
+            log.info("no button_pin set: the recording kiosk is off")
+            return
+        from hub.context import open_context
+        from hub.voice.devices import KioskLed, RecordButton
+        from hub.voice.kiosk import Kiosk
+        from hub.voice.sound import Sound
+
+        s = self.settings
+        self.ctx = open_context(s, migrate=False)
+        self.led = KioskLed(s.button_led_pin or None, pin_factory=self.pin_factory)
+        if self.sound is None:
+            self.sound = Sound(s.audio_input_device, s.kiosk_output_device)
+        self.kiosk = Kiosk(self.ctx, self.sound, self.led, clock=self.clock, heartbeat=self.heartbeat)
+        self.button = RecordButton(s.button_pin, self.kiosk.press, s.debounce_ms, clock=self.clock,
+                                   pin_factory=self.pin_factory)
+        self.kiosk.show_idle()
+        self.every(30, self.kiosk.show_idle)
+
+    def poll(self) -> None:
+        if self.kiosk is not None and self.kiosk.pressed.is_set() and not self.quitting:
+            self.kiosk.turn()
+
+    def quit(self) -> None:
+        super().quit()
+        if self.kiosk is not None:
+            self.kiosk.stop.set()  # end a running recording; it is still saved
+
+    def teardown(self) -> None:
+        for part in (self.button, self.led):
+            if part is not None:
+                part.close()
+        if self._own_sound and self.sound is not None:
+            self.sound.close()
+            self.sound = None
+        if self.ctx is not None:
+            self.ctx.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``hub-recorder`` service."""
+    from hub import settings as settings_mod
+    from hub.cli import setup_logging
+
+    parser = argparse.ArgumentParser(prog="hub-recorder", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", metavar="FILE")
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_mod.load(args.config)
+        setup_logging(settings.log_level)
+        return serve(Recorder(settings))
+    except HubError as e:
+        print(f"hub-recorder: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
