@@ -12,6 +12,7 @@ DAEMONS: dict[str, str] = {
     "recorder": "hub.voice.recorder_daemon:Recorder",
     "transcriber": "hub.voice.transcriber_daemon:Transcriber",
     "sync": "hub.sync.daemon:Sync",
+    "announcer": "hub.announce.daemon:Announcer",
 }
 
 AUDIO_DIR = Path(__file__).resolve().parent.parent / "audio"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from hub.announce.store import announce_tables
 from hub.db import run_script
 from hub.sync.outbox import migrate_sync
 from hub.voice.transcripts import voice_tables
@@ -111,4 +112,5 @@ MIGRATIONS: list[tuple[str, object]] = [
     ("0001_core_tables", core_tables),
     ("0002_sync", migrate_sync),
     ("0004_voice", voice_tables),
+    ("0003_announce", announce_tables),
 ]

@@ -1,0 +1,270 @@
+"""Sound out of the loudspeaker: PyAudio, blocking writes, to the ALSA device the settings name.
+
+Everything the announcer plays is 48 kHz mono 16-bit PCM: the chimes in
+``audio/`` are made that way, and the media pipeline's loudness-normalised
+copy (EBU R128, -16 LUFS) is too, so announcements play at one loudness and
+the stream never needs resampling. The volume setting scales the samples.
+
+Blocking writes of short chunks keep the announcer's loop in charge: between
+chunks it beats its heartbeat (a write that hangs stops the systemd watchdog
+pings, and systemd restarts the daemon) and asks whether to stop (an urgent
+announcement, or a shutdown).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import time
+import wave
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from hub.errors import HubError
+
+RATE = 48000
+CHANNELS = 1
+WIDTH = 2
+#: 50 ms per write: often enough to check for an urgent announcement, few enough to cost nothing.
+CHUNK_FRAMES = 2400
+#: Silence between the start chime and the announcement, and before the end chime.
+PAD_SECONDS = 0.3
+#: Silence between two repeats of the announcement.
+GAP_SECONDS = 1.0
+AUDIO_DIR = Path(__file__).resolve().parent.parent.parent / "audio"
+START_CHIME = AUDIO_DIR / "chime-start.wav"
+END_CHIME = AUDIO_DIR / "chime-end.wav"
+
+
+class AudioDeviceError(HubError):
+    """The ALSA device named in the settings is missing or refuses to play."""
+
+
+class ClipError(HubError):
+    """A sound file the player cannot play as it is (wrong format, unreadable)."""
+
+
+# --- quiet start-up ---------------------------------------------------------------------------
+
+_handlers: list = []
+
+
+def silence_library_noise() -> None:
+    """Install no-op error handlers in libasound and libjack, before PyAudio() is made.
+
+    PortAudio probes every ALSA device and the JACK server at start-up, and
+    both libraries print dozens of harmless complaints to stderr. A
+    technician should see our one-line messages, not that noise.
+    """
+    if _handlers:
+        return
+    alsa_handler_t = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                                      ctypes.c_int, ctypes.c_char_p)
+    jack_handler_t = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
+    alsa_noop = alsa_handler_t(lambda *args: None)
+    jack_noop = jack_handler_t(lambda msg: None)
+    _handlers.extend([alsa_noop, jack_noop])  # ctypes callbacks must outlive their use
+    for name, setup in (("asound", lambda lib: lib.snd_lib_error_set_handler(alsa_noop)),
+                        ("jack", lambda lib: (lib.jack_set_error_function(jack_noop),
+                                              lib.jack_set_info_function(jack_noop)))):
+        path = ctypes.util.find_library(name)
+        if not path:
+            continue
+        try:
+            setup(ctypes.CDLL(path))
+        except (OSError, AttributeError):
+            pass
+
+
+# --- what is played ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Clip:
+    """A piece of the programme: a WAV file, or a stretch of silence."""
+
+    path: Path | None = None
+    silence: float = 0.0
+
+    @classmethod
+    def wav(cls, path: str | Path) -> Clip:
+        return cls(path=Path(path))
+
+    @classmethod
+    def pause(cls, seconds: float) -> Clip:
+        return cls(silence=seconds)
+
+    def check(self) -> float:
+        """Raise ClipError unless the file is 48 kHz mono 16-bit; return its length in seconds."""
+        if self.path is None:
+            return self.silence
+        try:
+            with wave.open(str(self.path), "rb") as w:
+                shape = (w.getframerate(), w.getnchannels(), w.getsampwidth())
+                if shape != (RATE, CHANNELS, WIDTH):
+                    raise ClipError(f"{self.path.name}: not 48 kHz mono 16-bit WAV")
+                return w.getnframes() / RATE
+        except FileNotFoundError:
+            raise ClipError(f"{self.path}: no such file") from None
+        except (wave.Error, EOFError) as e:
+            raise ClipError(f"{self.path.name}: not a WAV file ({e})") from None
+
+    def chunks(self, frames: int) -> Iterator[bytes]:
+        if self.path is None:
+            total = int(round(self.silence * RATE))
+            for start in range(0, total, frames):
+                yield b"\0\0" * min(frames, total - start)
+            return
+        with wave.open(str(self.path), "rb") as w:
+            while True:
+                data = w.readframes(frames)
+                if not data:
+                    return
+                yield data
+
+
+def programme(audio: Path, repeats: int = 1, start_chime: Path = START_CHIME,
+              end_chime: Path = END_CHIME) -> list[Clip]:
+    """Start chime, the announcement *repeats* times with gaps, end chime."""
+    clips = [Clip.wav(start_chime), Clip.pause(PAD_SECONDS)]
+    for i in range(repeats):
+        if i:
+            clips.append(Clip.pause(GAP_SECONDS))
+        clips.append(Clip.wav(audio))
+    clips += [Clip.pause(PAD_SECONDS), Clip.wav(end_chime)]
+    return clips
+
+
+def scale(data: bytes, volume: float) -> bytes:
+    """Samples times *volume*, truncated toward zero."""
+    if volume >= 1.0:
+        return data
+    samples = array("h", data)
+    return array("h", (int(s * volume) for s in samples)).tobytes()
+
+
+@dataclass
+class PlayResult:
+    completed: bool
+    frames: int
+    first_sample: float | None  # time.monotonic() just before the first write
+    last_sample: float | None  # time.monotonic() once the last write drained
+
+
+# --- the device -------------------------------------------------------------------------------
+
+class Player:
+    """A PyAudio output on the ALSA device *device* (e.g. ``default``, ``hw:0,0``, ``speaker``)."""
+
+    def __init__(self, device: str = "default", volume: float = 1.0,
+                 chunk_frames: int = CHUNK_FRAMES):
+        self.device = device
+        self.volume = volume
+        self.chunk_frames = chunk_frames
+        self._pa = None
+        self._index: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings) -> Player:
+        return cls(settings.audio_output_device, settings.volume)
+
+    def open(self) -> Player:
+        """Start PortAudio and find the device; raise AudioDeviceError if it is not there."""
+        if self._pa is not None:
+            return self
+        silence_library_noise()
+        import pyaudio
+
+        self._pa = pyaudio.PyAudio()
+        try:
+            self._index = self._find()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def output_devices(self) -> list[str]:
+        pa = self._pa
+        names = []
+        for i in range(pa.get_device_count()):
+            info = pa.get_device_info_by_index(i)
+            if info.get("maxOutputChannels", 0) > 0:
+                names.append(str(info["name"]))
+        return names
+
+    def _find(self) -> int:
+        names = self.output_devices()
+        indexes = {}
+        for i in range(self._pa.get_device_count()):
+            info = self._pa.get_device_info_by_index(i)
+            if info.get("maxOutputChannels", 0) > 0:
+                indexes.setdefault(str(info["name"]), i)
+        # PortAudio names hardware devices "card: description (hw:0,0)".
+        for test in (lambda n: n == self.device, lambda n: n.endswith(f"({self.device})"),
+                     lambda n: n.startswith(self.device + ":")):
+            for n in names:
+                if test(n):
+                    return indexes[n]
+        shown = ", ".join(names[:8]) or "none"
+        raise AudioDeviceError(f"audio device {self.device!r} not found (output devices: {shown})")
+
+    def play(self, clips: list[Clip], should_stop: Callable[[], bool] | None = None,
+             on_first_sample: Callable[[], object] | None = None) -> PlayResult:
+        """Play *clips* in one stream; stop early when *should_stop* says so."""
+        for c in clips:
+            c.check()
+        self.open()
+        import pyaudio
+
+        try:
+            stream = self._pa.open(format=pyaudio.paInt16, channels=CHANNELS, rate=RATE,
+                                   output=True, output_device_index=self._index,
+                                   frames_per_buffer=self.chunk_frames)
+        except OSError as e:
+            self.close()  # the next play starts PortAudio afresh, in case the device came back
+            raise AudioDeviceError(f"audio device {self.device!r} cannot play: {e}") from None
+        frames = 0
+        first = None
+        completed = False
+        failure: OSError | None = None
+        try:
+            for clip in clips:
+                for data in clip.chunks(self.chunk_frames):
+                    if should_stop is not None and should_stop():
+                        return PlayResult(False, frames, first, time.monotonic())
+                    if first is None:
+                        first = time.monotonic()
+                        if on_first_sample is not None:
+                            on_first_sample()
+                    stream.write(scale(data, self.volume))
+                    frames += len(data) // WIDTH
+            completed = True
+        except OSError as e:
+            failure = e
+        finally:
+            try:
+                if completed:
+                    stream.stop_stream()  # waits until the last sample has been played
+                stream.close()
+            except OSError:
+                pass
+        if not completed:
+            self.close()
+            raise AudioDeviceError(f"audio device {self.device!r} failed while playing: {failure}")
+        return PlayResult(True, frames, first, time.monotonic())
+
+    def close(self) -> None:
+        """Stop PortAudio. Safe to call more than once."""
+        if self._pa is not None:
+            try:
+                self._pa.terminate()
+            finally:
+                self._pa = None
+                self._index = None
+
+    def __enter__(self) -> Player:
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
