@@ -1,0 +1,845 @@
+"""`hub doctor`: the one command a technician runs to see what is wrong.
+
+Each check returns a :class:`Result`: ok, warn (works, but look at it), fail
+(something the hub needs is broken; the exit code is 1) or skip (does not
+apply to this hub). Every failure carries a fix hint. The report is in
+Khmer or English, through the same catalogue as the web pages, and
+``--json`` prints the same results for scripts.
+
+Checks owned by other parts of the hub are imported lazily, so the doctor
+still reports everything else when one of them is missing or broken.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
+MARKS = {OK: "✓", WARN: "!", FAIL: "✗", SKIP: "-"}
+#: Check names, in report order; `--skip` and `--only` take these.
+CHECKS = ("config", "database", "disk", "clock", "access_point", "portal", "audio", "gpio",
+          "speech", "uplink", "sync")
+
+
+def N_(message: str) -> str:
+    """Mark a string for the Khmer catalogue; it is translated when the report is printed."""
+    return message
+
+
+TITLES = {
+    "config": N_("Configuration"),
+    "database": N_("Database"),
+    "disk": N_("Free disk space"),
+    "clock": N_("Clock"),
+    "access_point": N_("Wi-Fi access point"),
+    "portal": N_("Portal"),
+    "audio": N_("Sound devices"),
+    "gpio": N_("Relay and button pins"),
+    "speech": N_("Speech models"),
+    "uplink": N_("Uplink"),
+    "sync": N_("Sync with the central server"),
+}
+
+
+@dataclass
+class Result:
+    id: str
+    status: str
+    #: English text with %(name)s fields, translated before the values go in.
+    detail: str
+    values: dict[str, Any] = field(default_factory=dict)
+    hint: str = ""
+    hint_values: dict[str, Any] = field(default_factory=dict)
+
+
+# --- language ----------------------------------------------------------------------------------
+
+
+class Words:
+    """The report's language: the Khmer catalogue, or English as written."""
+
+    def __init__(self, lang: str):
+        self.lang = lang
+        self.catalog: dict[str, str] = {}
+        if lang != "en":
+            try:
+                from hub.web.i18n import load_catalog
+
+                self.catalog = load_catalog(lang)
+            except Exception:  # a report in English beats no report
+                self.catalog = {}
+
+    def __call__(self, message: str, values: dict[str, Any] | None = None) -> str:
+        from hub import khmer
+
+        text = self.catalog.get(message, message)
+        if values:
+            shown = {k: khmer.digits(v, self.lang) if isinstance(v, int) and not isinstance(v, bool)
+                     else v for k, v in values.items()}
+            try:
+                text = text % shown
+            except (KeyError, ValueError, TypeError):
+                text = message % shown
+        return text
+
+
+# --- the checks ---------------------------------------------------------------------------------
+
+
+class Doctor:
+    """Runs the checks against one hub's settings; later checks reuse what earlier ones found."""
+
+    def __init__(self, config: str | None, env: dict[str, str] | None = None,
+                 timeout: float = 5.0):
+        self.config = config
+        self.env = dict(os.environ if env is None else env)
+        self.timeout = timeout
+        self.settings = None
+        self.db = None
+
+    # configuration -------------------------------------------------------------------------
+    def check_config(self) -> Result:
+        from hub import settings as settings_mod
+        from hub.settings import SettingsError
+
+        path = Path(self.config) if self.config else settings_mod.default_config_path()
+        import logging
+
+        # Unknown keys are reported below, as part of the check, not as a log line.
+        log = logging.getLogger("hub.settings")
+        level = log.level
+        log.setLevel(logging.ERROR)
+        try:
+            self.settings = settings_mod.load(self.config, env=self.env)
+        except SettingsError as e:
+            errors = [str(e)]
+            self.settings = self._settings_without_bad_values(path, errors)
+            return Result("config", FAIL, N_("%(error)s"), {"error": "; ".join(errors)},
+                          N_("Correct that setting in %(path)s (`hub settings --all` lists every"
+                             " setting), then restart the services: systemctl restart hub.target"),
+                          {"path": str(path)})
+        finally:
+            log.setLevel(level)
+        unknown = self._unknown_keys(path)
+        if unknown:
+            return Result("config", WARN, N_("%(path)s has unknown settings: %(names)s"),
+                          {"path": str(path), "names": ", ".join(unknown)},
+                          N_("Check their spelling against `hub settings --all`; unknown settings"
+                             " are ignored."))
+        if self.settings.source is None:
+            return Result("config", WARN, N_("No settings file at %(path)s; the defaults are used"),
+                          {"path": str(path)},
+                          N_("Write this hub's settings to %(path)s (see provisioning/README.md)."),
+                          {"path": str(path)})
+        return Result("config", OK, N_("%(path)s is valid"), {"path": str(self.settings.source)})
+
+    def _unknown_keys(self, path: Path) -> list[str]:
+        import tomllib
+
+        from hub.settings import SETTINGS
+
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return []
+        names = {s.name for s in SETTINGS}
+        return sorted(k for k in raw if k not in names)
+
+    def _settings_without_bad_values(self, path: Path, errors: list[str]):
+        """The settings with each bad value dropped, so the other checks can still run."""
+        import logging
+        import tempfile
+        import tomllib
+
+        import tomli_w
+
+        from hub import settings as settings_mod
+        from hub.settings import SettingsError
+
+        env = dict(self.env)
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raw = {}
+        quiet = logging.getLogger("hub.settings")
+        old_level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            for _ in range(len(raw) + len(env) + 1):
+                with tempfile.NamedTemporaryFile("wb", suffix=".toml") as f:
+                    f.write(tomli_w.dumps(raw).encode())
+                    f.flush()
+                    try:
+                        return settings_mod.load(f.name, env=env)
+                    except SettingsError as e:
+                        if str(e) not in errors:
+                            errors.append(str(e))
+                        m = re.search(r"setting (HUB_)?(\w+)", str(e))
+                        if not m:
+                            break
+                        name = m.group(2)
+                        if name.upper() == name:  # HUB_PORT: an environment variable
+                            name = name.lower()
+                        if name not in raw and "HUB_" + name.upper() not in env:
+                            break
+                        env.pop("HUB_" + name.upper(), None)
+                        raw.pop(name, None)
+            return settings_mod.load(None, env={}, overrides={})
+        except SettingsError:
+            return settings_mod.load(None, env={}, overrides={})
+        finally:
+            quiet.setLevel(old_level)
+
+    # database ------------------------------------------------------------------------------
+    def check_database(self) -> Result:
+        import sqlite3
+
+        s = self.settings
+        path = Path(s.db_path)
+        if not path.exists():
+            return Result("database", FAIL, N_("No database at %(path)s"), {"path": str(path)},
+                          N_("Run `hub migrate` as the hub user, or start the services:"
+                             " systemctl start hub.target"))
+        owner = _hub_owner_problem(path)
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=self.timeout)
+            try:
+                rows = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+                if rows != ["ok"]:
+                    return Result("database", FAIL, N_("Integrity check failed: %(error)s"),
+                                  {"error": "; ".join(rows[:3])}, _DB_RESTORE_HINT)
+                from hub.db import MIGRATIONS_TABLE
+                from hub.schema import MIGRATIONS
+
+                tables = {r[0] for r in conn.execute(
+                    "select name from sqlite_master where type = 'table'")}
+                done = set()
+                if MIGRATIONS_TABLE in tables:
+                    done = {r[0] for r in conn.execute(f"select name from {MIGRATIONS_TABLE}")}
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as e:
+            return Result("database", FAIL, N_("The database cannot be read: %(error)s"),
+                          {"error": str(e)}, _DB_RESTORE_HINT)
+        known = [n for n, _ in MIGRATIONS]
+        newer = sorted(done - set(known))
+        if newer:
+            return Result("database", FAIL,
+                          N_("The database was written by a newer hub (%(names)s)"),
+                          {"names": ", ".join(newer)},
+                          N_("Install the newer hub again; never go back to an older one."))
+        missing = [n for n in known if n not in done]
+        if missing:
+            return Result("database", FAIL, N_("The database needs migrations: %(names)s"),
+                          {"names": ", ".join(missing)},
+                          N_("Run `hub migrate`, or restart the services:"
+                             " systemctl restart hub.target"))
+        try:
+            self.db = _open_db(path)
+        except Exception:
+            self.db = None
+        if owner:
+            return Result("database", FAIL, N_("%(path)s belongs to %(owner)s, not to hub"),
+                          {"path": str(path), "owner": owner},
+                          N_("The services run as the user hub: chown -R hub:hub %(dir)s"),
+                          {"dir": str(s.data_dir)})
+        return Result("database", OK, N_("%(path)s passed its integrity check"),
+                      {"path": str(path)})
+
+    # disk ----------------------------------------------------------------------------------
+    def check_disk(self) -> Result:
+        s = self.settings
+        where = Path(s.data_dir)
+        probe = where if where.exists() else where.parent
+        try:
+            usage = shutil.disk_usage(probe)
+        except OSError as e:
+            return Result("disk", FAIL, N_("Cannot read the free space of %(path)s: %(error)s"),
+                          {"path": str(where), "error": e.strerror or str(e)},
+                          N_("Check that the data directory exists: %(path)s"),
+                          {"path": str(where)})
+        free_mb = usage.free // (1024 * 1024)
+        values = {"free": free_mb, "min": s.min_free_mb, "path": str(where)}
+        if free_mb < s.min_free_mb:
+            return Result("disk", FAIL,
+                          N_("Only %(free)s MB free in %(path)s (recordings stop below"
+                             " %(min)s MB)"),
+                          values,
+                          N_("Delete old recordings in the console, or move the data to a larger"
+                             " SD card."))
+        if free_mb < 2 * s.min_free_mb:
+            return Result("disk", WARN, N_("%(free)s MB free in %(path)s; recordings stop below"
+                                           " %(min)s MB"), values,
+                          N_("Plan to free some space soon."))
+        return Result("disk", OK, N_("%(free)s MB free in %(path)s"), values)
+
+    # clock ---------------------------------------------------------------------------------
+    def check_clock(self) -> Result:
+        if self.db is None:
+            return Result("clock", SKIP, N_("Needs a working database"))
+        from hub.clock import Clock
+
+        try:
+            clock = Clock(self.db)
+            source = clock.trust()
+            now = clock.now()
+        except Exception as e:
+            return Result("clock", FAIL, N_("The clock state cannot be read: %(error)s"),
+                          {"error": str(e)}, _DB_RESTORE_HINT)
+        values = {"time": now.strftime("%Y-%m-%d %H:%M UTC"), "source": source or ""}
+        if source is None:
+            return Result("clock", WARN,
+                          N_("Not trusted since this boot (it says %(time)s); scheduled"
+                             " announcements wait"), values,
+                          N_("Connect the uplink so the time comes from the internet, or ask a"
+                             " clerk to confirm the time in the console."))
+        return Result("clock", OK, N_("Trusted (from %(source)s): %(time)s"), values)
+
+    # access point --------------------------------------------------------------------------
+    def check_access_point(self) -> Result:
+        net = _optional("hub.net.checks")
+        if net is not None:
+            found = _run_foreign_checks(net, self.settings)
+            if found is not None:
+                return found
+        down = [name for name in ("hostapd", "dnsmasq") if not _service_running(name)]
+        iface = self.settings.wifi_interface
+        values = {"services": ", ".join(down), "interface": iface}
+        if down:
+            return Result("access_point", FAIL, N_("Not running: %(services)s"), values,
+                          N_("Run `hub netconfig apply`, then look at `journalctl -u hostapd -u"
+                             " dnsmasq`. Is the Wi-Fi interface %(interface)s there?"),
+                          {"interface": iface})
+        if not Path(f"/sys/class/net/{iface}").exists():
+            return Result("access_point", FAIL, N_("No network interface %(interface)s"), values,
+                          N_("Check the setting wifi_interface and the Wi-Fi hardware"
+                             " (`ip link`)."))
+        return Result("access_point", OK, N_("hostapd and dnsmasq are running on %(interface)s"),
+                      values)
+
+    # portal --------------------------------------------------------------------------------
+    def check_portal(self) -> Result:
+        url = self.settings.listen_url
+        problems = []
+        status = _http_status(url, self.timeout)
+        if isinstance(status, str):
+            problems.append(f"{url}: {status}")
+        elif status >= 500:
+            problems.append(f"{url}: HTTP {status}")
+        sock = Path("/run/hub/web.sock")
+        if sock.exists():
+            sstatus = _http_status_unix(str(sock), self.timeout)
+            if isinstance(sstatus, str) or sstatus >= 500:
+                problems.append(f"{sock}: {sstatus}")
+        if problems:
+            return Result("portal", FAIL, N_("The portal does not answer: %(error)s"),
+                          {"error": "; ".join(problems)},
+                          N_("Restart the web service (systemctl restart hub-web nginx) and read"
+                             " `journalctl -u hub-web`."))
+        return Result("portal", OK, N_("%(url)s answers (HTTP %(status)s)"),
+                      {"url": url, "status": str(status)})
+
+    # audio ---------------------------------------------------------------------------------
+    def check_audio(self) -> Result:
+        s = self.settings
+        try:
+            devices, find = _sound_devices()
+        except Exception as e:
+            return Result("audio", FAIL, N_("PortAudio cannot list sound devices: %(error)s"),
+                          {"error": str(e)},
+                          N_("Check that the sound card is plugged in: `aplay -l`, `arecord -l`."))
+        missing = []
+        for direction, name in (("output", s.audio_output_device), ("input", s.audio_input_device)):
+            if not find(devices, name, direction):
+                missing.append(f"{direction} {name!r}")
+        if missing:
+            names = ", ".join(sorted({d["name"] for d in devices})) or "-"
+            return Result("audio", FAIL, N_("Not found: %(missing)s (PortAudio lists: %(names)s)"),
+                          {"missing": ", ".join(missing), "names": names},
+                          N_("Plug in the sound card, or set audio_output_device and"
+                             " audio_input_device to a listed name."))
+        return Result("audio", OK, N_("Output %(output)s and input %(input)s found"),
+                      {"output": repr(s.audio_output_device), "input": repr(s.audio_input_device)})
+
+    # gpio ----------------------------------------------------------------------------------
+    def check_gpio(self) -> Result:
+        s = self.settings
+        wanted = [(name, getattr(s, name)) for name in
+                  ("amplifier_pin", "status_led_pin", "button_pin", "button_led_pin")
+                  if getattr(s, name)]
+        if not wanted:
+            return Result("gpio", SKIP, N_("No relay, button or LED pins are set"))
+        pins: dict[str, str] = {}
+        for name, pin in wanted:
+            if pin in pins.values():
+                other = next(k for k, v in pins.items() if v == pin)
+                return Result("gpio", FAIL, N_("%(a)s and %(b)s are the same pin (%(pin)s)"),
+                              {"a": other, "b": name, "pin": pin},
+                              N_("Give each device its own pin in hub.toml."))
+            pins[name] = pin
+        problems, busy = _try_pins(wanted)
+        if problems:
+            return Result("gpio", FAIL, N_("Cannot use %(pins)s"), {"pins": "; ".join(problems)},
+                          N_("Check the pin names (e.g. GPIO17) and the wiring in"
+                             " provisioning/README.md."))
+        shown = ", ".join(f"{n}={p}" for n, p in wanted)
+        if busy:
+            return Result("gpio", OK, N_("%(pins)s (in use by the running services: %(busy)s)"),
+                          {"pins": shown, "busy": ", ".join(busy)})
+        return Result("gpio", OK, N_("%(pins)s can be used"), {"pins": shown})
+
+    # speech models ---------------------------------------------------------------------------
+    def check_speech(self) -> Result:
+        s = self.settings
+        engine = _optional("hub.voice.engine")
+        problems, have = [], {}
+        for lang, d in sorted((s.model_dirs or {}).items()):
+            why = _model_problem(engine, Path(d))
+            if why:
+                problems.append(f"{lang}: {why}")
+        if engine is not None and hasattr(engine, "installed_models"):
+            have = dict(engine.installed_models(s))
+        else:
+            root = Path(s.data_dir) / "models"
+            for lang, d in (s.model_dirs or {}).items():
+                if _model_problem(None, Path(d)) is None:
+                    have[lang] = Path(d)
+            if root.is_dir():
+                for entry in sorted(root.iterdir()):
+                    if entry.name not in have and _model_problem(None, entry) is None:
+                        have[entry.name] = entry
+        values = {"langs": ", ".join(sorted(have)) or "-", "problems": "; ".join(problems),
+                  "kiosk": s.kiosk_language}
+        if problems:
+            return Result("speech", FAIL, N_("Broken model directories: %(problems)s"), values,
+                          N_("Install the model again with `hub model install DIR --lang LANG`, or"
+                             " correct model_dirs."))
+        if s.kiosk_language not in have:
+            return Result("speech", WARN, N_("No model for the kiosk language %(kiosk)s; its"
+                                             " recordings wait for a model or a clerk"
+                                             " (installed: %(langs)s)"), values,
+                          N_("No public Khmer model exists yet; clerks can transcribe by hand."))
+        return Result("speech", OK, N_("Models installed for: %(langs)s"), values)
+
+    # uplink --------------------------------------------------------------------------------
+    def check_uplink(self) -> Result:
+        s = self.settings
+        if not s.central_url:
+            return Result("uplink", SKIP, N_("No central server is set (central_url)"))
+        from urllib.parse import urlsplit
+
+        u = urlsplit(s.central_url)
+        port = u.port or (443 if u.scheme == "https" else 80)
+        values = {"host": u.hostname or "", "port": port, "interface": s.uplink_interface}
+        try:
+            with socket.create_connection((u.hostname, port), timeout=self.timeout):
+                pass
+        except OSError as e:
+            values["error"] = e.strerror or str(e)
+            return Result("uplink", WARN, N_("Cannot reach %(host)s:%(port)s (%(error)s)"), values,
+                          N_("Check the uplink on %(interface)s: the dongle, its credit, the"
+                             " office line. The hub keeps working and syncs later."),
+                          {"interface": s.uplink_interface})
+        return Result("uplink", OK, N_("%(host)s:%(port)s can be reached"), values)
+
+    # sync ----------------------------------------------------------------------------------
+    def check_sync(self) -> Result:
+        s = self.settings
+        if not s.central_url:
+            return Result("sync", SKIP, N_("No central server is set (central_url)"))
+        if self.db is None:
+            return Result("sync", SKIP, N_("Needs a working database"))
+        outbox = _optional("hub.sync.outbox")
+        if outbox is None:
+            return Result("sync", SKIP, N_("Sync is not available in this version"))
+        try:
+            state = outbox.all_state(self.db)
+            counts = outbox.counts(self.db)
+        except Exception as e:
+            return Result("sync", FAIL, N_("The sync state cannot be read: %(error)s"),
+                          {"error": str(e)}, N_("Run `hub migrate`."))
+        pending = counts.get("pending", 0)
+        flagged = counts.get("conflict", 0) + counts.get("refused", 0)
+        values = {"last": state.get("last_success", "-"), "pending": pending, "flagged": flagged,
+                  "error": state.get("last_error", "")}
+        if not s.central_token:
+            return Result("sync", FAIL, N_("central_url is set but central_token is empty"), values,
+                          N_("Ask the central server's administrator for this hub's token"
+                             " (`hub central add-hub`) and set central_token."))
+        if flagged:
+            return Result("sync", WARN,
+                          N_("%(flagged)s records were refused by the central server"), values,
+                          N_("Look at them in the console's sync page."))
+        if values["error"]:
+            return Result("sync", WARN, N_("Last error: %(error)s (last success: %(last)s,"
+                                           " %(pending)s records waiting)"), values,
+                          N_("Read `journalctl -u hub-sync`; a wrong token gives 401."))
+        return Result("sync", OK, N_("Last success %(last)s; %(pending)s records waiting"), values)
+
+    def run(self, skip: set[str] | None = None) -> list[Result]:
+        """Every check in order; one that crashes is reported as failed, not raised."""
+        skip = skip or set()
+        results = []
+        for name in CHECKS:
+            if name != "config" and name in skip:
+                results.append(Result(name, SKIP, N_("Skipped on request")))
+                continue
+            try:
+                results.append(getattr(self, f"check_{name}")())
+            except Exception as e:
+                results.append(Result(name, FAIL, N_("The check itself failed: %(error)s"),
+                                      {"error": f"{type(e).__name__}: {e}"},
+                                      N_("Report this to the hub's developers with the output of"
+                                         " `hub doctor --json`.")))
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+        return results
+
+
+_DB_RESTORE_HINT = N_("Stop the services (systemctl stop hub.target), keep a copy of the data"
+                      " directory, then restore the database from a backup or from the central"
+                      " server.")
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _optional(module: str):
+    """Import a module owned by another part of the hub, or None when it is not there."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def _run_foreign_checks(module, settings) -> Result | None:
+    """Adapt hub.net.checks: functions check_*(settings) returning a bool, (ok, text) or a dict."""
+    funcs = [getattr(module, n) for n in sorted(dir(module))
+             if n.startswith("check_") and callable(getattr(module, n))]
+    if not funcs:
+        return None
+    failed, texts = [], []
+    for fn in funcs:
+        try:
+            out = fn(settings)
+        except Exception as e:
+            failed.append(f"{fn.__name__}: {e}")
+            continue
+        ok, text = _interpret(out)
+        (texts if ok else failed).append(text or fn.__name__)
+    if failed:
+        return Result("access_point", FAIL, N_("Not working: %(error)s"),
+                      {"error": "; ".join(failed)},
+                      N_("Run `hub netconfig apply`, then look at `journalctl -u hostapd -u"
+                         " dnsmasq`."))
+    return Result("access_point", OK, N_("%(text)s"), {"text": "; ".join(t for t in texts if t)})
+
+
+def _interpret(out) -> tuple[bool, str]:
+    if isinstance(out, bool):
+        return out, ""
+    if isinstance(out, tuple) and out:
+        return bool(out[0]), " ".join(str(x) for x in out[1:])
+    if isinstance(out, dict):
+        status = out.get("status", out.get("ok", True))
+        ok = status is True or status in ("ok", "warn", "skip")
+        return ok, str(out.get("detail") or out.get("message") or "")
+    for attr in ("ok", "passed"):
+        if hasattr(out, attr):
+            return bool(getattr(out, attr)), str(getattr(out, "detail", "")
+                                                or getattr(out, "message", ""))
+    return out is not None, str(out or "")
+
+
+def _hub_owner_problem(path: Path) -> str | None:
+    """The owner of *path* when a `hub` user exists and does not own it."""
+    import pwd
+
+    try:
+        hub_uid = pwd.getpwnam("hub").pw_uid
+    except KeyError:
+        return None
+    uid = path.stat().st_uid
+    if uid == hub_uid:
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+class _ReadOnlyDb:
+    """Just enough of sqlite_utils.Database for Clock and the sync state, read-only."""
+
+    def __init__(self, path: Path):
+        import sqlite3
+
+        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+        self.conn.row_factory = sqlite3.Row
+
+    def query(self, sql: str, params=()):
+        for row in self.conn.execute(sql, params):
+            yield dict(row)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _open_db(path: Path) -> _ReadOnlyDb:
+    return _ReadOnlyDb(path)
+
+
+def _service_running(name: str) -> bool:
+    """Whether a system service runs: systemd when it is PID 1, else a process by that name."""
+    import subprocess
+
+    if Path("/run/systemd/system").is_dir() and shutil.which("systemctl"):
+        r = subprocess.run(["systemctl", "is-active", "--quiet", name], check=False)
+        if r.returncode == 0:
+            return True
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() == name:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _http_status(url: str, timeout: float) -> int | str:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="GET"),
+                                    timeout=timeout) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        return str(getattr(reason, "strerror", None) or reason)
+
+
+def _http_status_unix(path: str, timeout: float) -> int | str:
+    import http.client
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect(path)
+
+    conn = UnixConnection("localhost", timeout=timeout)
+    try:
+        conn.request("GET", "/")
+        return conn.getresponse().status
+    except OSError as e:
+        return e.strerror or str(e)
+    finally:
+        conn.close()
+
+
+def _sound_devices():
+    """PortAudio's devices (ALSA quiet), and a finder that matches names as the daemons do."""
+    sound = _optional("hub.voice.sound")
+    if sound is not None and hasattr(sound, "quiet_audio_libraries"):
+        sound.quiet_audio_libraries()
+    else:
+        _quiet_alsa()
+    import pyaudio
+
+    with _stderr_silenced():
+        pa = pyaudio.PyAudio()
+    try:
+        devices = [pa.get_device_info_by_index(i) for i in range(pa.get_device_count())]
+        defaults = {}
+        for direction, get in (("input", pa.get_default_input_device_info),
+                               ("output", pa.get_default_output_device_info)):
+            try:
+                defaults[direction] = int(get()["index"])
+            except OSError:
+                defaults[direction] = None
+    finally:
+        pa.terminate()
+
+    def find(devs: list[dict], name: str, direction: str) -> bool:
+        key = "maxInputChannels" if direction == "input" else "maxOutputChannels"
+        usable = [d for d in devs if d.get(key, 0) > 0]
+        if name in ("", "default") and defaults.get(direction) is not None:
+            return True
+        return any(d["name"] == name or f"({name})" in d["name"]
+                   or name.lower() in d["name"].lower() for d in usable)
+
+    return devices, find
+
+
+_ALSA_HANDLERS: list = []
+
+
+def _quiet_alsa() -> None:
+    import ctypes
+    import ctypes.util
+
+    if _ALSA_HANDLERS:
+        return
+    name = ctypes.util.find_library("asound")
+    if name:
+        try:
+            lib = ctypes.CDLL(name)
+            proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                                     ctypes.c_int, ctypes.c_char_p)
+            handler = proto(lambda *a: None)
+            lib.snd_lib_error_set_handler(handler)
+            _ALSA_HANDLERS.append(handler)
+        except (OSError, AttributeError):
+            pass
+    _ALSA_HANDLERS.append(None)
+
+
+class _stderr_silenced:
+    """Point file descriptor 2 at /dev/null: PortAudio's C code prints its probes there."""
+
+    def __enter__(self):
+        sys.stderr.flush()
+        self.saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+
+    def __exit__(self, *exc):
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        return False
+
+
+def _try_pins(wanted: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """Build each gpiozero device on its pin and close it; return (problems, busy pins)."""
+    import warnings
+
+    problems, busy = [], []
+    with warnings.catch_warnings():
+        # gpiozero warns when it falls back from one pin library to another.
+        warnings.simplefilter("ignore")
+        try:
+            from gpiozero import Button, DigitalOutputDevice
+        except Exception as e:
+            return [f"gpiozero: {e}"], []
+        for name, pin in wanted:
+            cls = Button if name == "button_pin" else DigitalOutputDevice
+            try:
+                device = cls(pin)
+            except Exception as e:
+                text = str(e) or type(e).__name__
+                if "busy" in text.lower():
+                    busy.append(f"{name}={pin}")
+                else:
+                    problems.append(f"{name}={pin}: {text}")
+                continue
+            device.close()
+    return problems, busy
+
+
+def _model_problem(engine, path: Path) -> str | None:
+    if engine is not None and hasattr(engine, "model_problem"):
+        return engine.model_problem(path)
+    if not path.is_dir():
+        return f"{path} is not a directory"
+    if not any((path / n).is_file() for n in ("am/final.mdl", "final.mdl")):
+        return f"{path} has no am/final.mdl"
+    return None
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def render_text(results: list[Result], lang: str, hub_name: str = "") -> str:
+    words = Words(lang)
+    from hub import __version__
+
+    head = words(N_("Hub doctor")) + f" — {hub_name or 'hub'} {__version__}"
+    lines = [head, ""]
+    width = max(len(words(TITLES[r.id])) for r in results)
+    for r in results:
+        title = words(TITLES[r.id])
+        lines.append(f" {MARKS[r.status]} {title.ljust(width)}  {words(r.detail, r.values)}")
+        if r.status in (FAIL, WARN) and r.hint:
+            lines.append(f"   {' ' * width}  → {words(r.hint, r.hint_values)}")
+    failed = sum(r.status == FAIL for r in results)
+    warned = sum(r.status == WARN for r in results)
+    lines.append("")
+    if failed:
+        lines.append(words(N_("%(failed)s checks failed, %(warned)s warnings."),
+                           {"failed": failed, "warned": warned}))
+    else:
+        lines.append(words(N_("All checks passed (%(warned)s warnings)."), {"warned": warned}))
+    return "\n".join(lines) + "\n"
+
+
+def render_json(results: list[Result], lang: str) -> str:
+    words = Words(lang)
+    out = {
+        "ok": not any(r.status == FAIL for r in results),
+        "lang": lang,
+        "checked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "checks": [
+            {"id": r.id, "status": r.status, "title": words(TITLES[r.id]),
+             "detail": words(r.detail, r.values),
+             "hint": words(r.hint, r.hint_values) if r.hint and r.status in (FAIL, WARN) else "",
+             "values": r.values}
+            for r in results
+        ],
+    }
+    return json.dumps(out, ensure_ascii=False, indent=2, default=str) + "\n"
+
+
+# --- command ------------------------------------------------------------------------------------
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "doctor",
+        help="check the whole hub and say what is wrong, with a fix for each problem",
+        description="Checks the configuration, database, free disk, clock, Wi-Fi access point,"
+        " portal, sound devices, GPIO pins, speech models, uplink and sync. Exits 1 when a"
+        " check fails.",
+    )
+    p.add_argument("--lang", choices=("km", "en"),
+                   help="language of the report (default: the hub's default_language)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--skip", metavar="CHECKS", default="",
+                   help=f"comma-separated checks to leave out: {', '.join(CHECKS[1:])}")
+    p.add_argument("--timeout", type=float, default=5.0,
+                   help="seconds to wait for the portal and the central server")
+    p.set_defaults(func=cmd_doctor)
+
+
+def cmd_doctor(args) -> int:
+    from hub.errors import HubError
+
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    unknown = skip - set(CHECKS)
+    if unknown:
+        raise HubError(f"unknown check {sorted(unknown)[0]!r} (checks: {', '.join(CHECKS)})")
+    doctor = Doctor(args.config, timeout=args.timeout)
+    results = doctor.run(skip)
+    lang = args.lang or getattr(doctor.settings, "default_language", "km")
+    if args.json:
+        sys.stdout.write(render_json(results, lang))
+    else:
+        sys.stdout.write(render_text(results, lang, getattr(doctor.settings, "hub_name", "")))
+    return 1 if any(r.status == FAIL for r in results) else 0
