@@ -39,7 +39,8 @@ class LiveHub:
             args = ["run", "--only", "web"]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "hub.cli", *args], env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir.parent)
+                                         stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir.parent,
+                                         start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -55,11 +56,9 @@ class LiveHub:
     def kill(self) -> None:
         """SIGKILL the whole process group: a power cut as far as the server can tell."""
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+            # The whole session: gunicorn's workers die with their arbiter.
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
-            if self.gunicorn:
-                # gunicorn workers die with their arbiter's socket; make sure.
-                subprocess.run(["pkill", "-KILL", "-f", f"127.0.0.1:{self.port}"], check=False)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
