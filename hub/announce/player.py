@@ -171,12 +171,9 @@ class Player:
 
     def open(self) -> Player:
         """Start PortAudio and find the device; raise AudioDeviceError if it is not there."""
-        if self._pa is not None:
+        if self._index is not None:
             return self
-        silence_library_noise()
-        import pyaudio
-
-        self._pa = pyaudio.PyAudio()
+        self._start()
         try:
             self._index = self._find()
         except BaseException:
@@ -184,7 +181,16 @@ class Player:
             raise
         return self
 
+    def _start(self) -> None:
+        if self._pa is None:
+            silence_library_noise()
+            import pyaudio
+
+            self._pa = pyaudio.PyAudio()
+
     def output_devices(self) -> list[str]:
+        """Names of the output devices PortAudio sees."""
+        self._start()
         pa = self._pa
         names = []
         for i in range(pa.get_device_count()):
