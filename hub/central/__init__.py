@@ -1,0 +1,1 @@
+"""`hub central`: the district or provincial server hubs sync with (same package, own store)."""
