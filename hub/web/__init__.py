@@ -17,6 +17,7 @@ BLUEPRINTS = (
     "hub.web.clerk",
     "hub.web.clerk_notices",
     "hub.web.clerk_feedback",
+    "hub.web.clerk_sync",
 )
 
 

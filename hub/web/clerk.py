@@ -20,6 +20,7 @@ CONSOLE_MENU = [
     ("clerk.dashboard", "chart", N_("Dashboard")),
     ("clerk_notices.index", "notice", N_("Notices")),
     ("clerk_feedback.inbox", "inbox", N_("Feedback")),
+    ("clerk_sync.status", "sync", N_("Sync")),
 ]
 
 
