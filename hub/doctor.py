@@ -767,16 +767,34 @@ def _model_problem(engine, path: Path) -> str | None:
 # --- report -------------------------------------------------------------------------------------
 
 
+def _columns(text: str) -> int:
+    """Terminal columns *text* takes: Khmer vowel signs and subscripts sit on their consonant."""
+    import unicodedata
+
+    n, after_coeng = 0, False
+    for ch in text:
+        if after_coeng:
+            after_coeng = False
+            continue
+        if ch == "\u17d2":  # coeng: the next consonant is written below
+            after_coeng = True
+            continue
+        if unicodedata.category(ch) not in ("Mn", "Mc", "Me", "Cf"):
+            n += 1
+    return n
+
+
 def render_text(results: list[Result], lang: str, hub_name: str = "") -> str:
     words = Words(lang)
     from hub import __version__
 
     head = words(N_("Hub doctor")) + f" — {hub_name or 'hub'} {__version__}"
     lines = [head, ""]
-    width = max(len(words(TITLES[r.id])) for r in results)
+    width = max(_columns(words(TITLES[r.id])) for r in results)
     for r in results:
         title = words(TITLES[r.id])
-        lines.append(f" {MARKS[r.status]} {title.ljust(width)}  {words(r.detail, r.values)}")
+        pad = " " * (width - _columns(title))
+        lines.append(f" {MARKS[r.status]} {title}{pad}  {words(r.detail, r.values)}")
         if r.status in (FAIL, WARN) and r.hint:
             lines.append(f"   {' ' * width}  → {words(r.hint, r.hint_values)}")
     failed = sum(r.status == FAIL for r in results)
