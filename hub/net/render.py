@@ -73,8 +73,11 @@ def validate(settings) -> None:
             raise _bad(name, value, "is not an interface name (1-15 letters, digits, _ . -)")
     for name in ("uplink_interface", "staff_interface"):
         if getattr(settings, name) == settings.wifi_interface:
-            raise _bad(name, getattr(settings, name),
-                       "is the villagers' Wi-Fi interface; it must be another one")
+            raise _bad(
+                name,
+                getattr(settings, name),
+                "is the villagers' Wi-Fi interface; it must be another one",
+            )
     check_channel(settings.country_code, settings.wifi_hw_mode, settings.wifi_channel)
     _check_ssid("ssid", settings.ssid)
     if not 1 <= settings.max_clients <= 2007:
@@ -88,13 +91,17 @@ def validate(settings) -> None:
     start, end = _ipv4(settings, "dhcp_range_start"), _ipv4(settings, "dhcp_range_end")
     for name, addr in (("dhcp_range_start", start), ("dhcp_range_end", end)):
         if addr not in net or addr in (net.network_address, net.broadcast_address):
-            raise _bad(name, str(addr), f"is not in the villagers' network {net} (ap_address/ap_prefix)")
+            raise _bad(
+                name, str(addr), f"is not in the villagers' network {net} (ap_address/ap_prefix)"
+            )
     if start > end:
         raise _bad("dhcp_range_end", str(end), "comes before dhcp_range_start")
     if start <= ap <= end:
         raise _bad("ap_address", str(ap), "is inside the DHCP range; phones could be given it")
     if not LEASE_RE.match(settings.dhcp_lease_time):
-        raise _bad("dhcp_lease_time", settings.dhcp_lease_time, "is not a lease time like 2h, 45m or 3600")
+        raise _bad(
+            "dhcp_lease_time", settings.dhcp_lease_time, "is not a lease time like 2h, 45m or 3600"
+        )
     if not settings.web_socket.startswith("/"):
         raise _bad("web_socket", settings.web_socket, "must be an absolute path")
     if has_staff_wifi(settings):
@@ -103,14 +110,23 @@ def validate(settings) -> None:
             raise _bad("staff_ssid", settings.staff_ssid, "must differ from ssid")
         p = settings.staff_passphrase
         if not (8 <= len(p) <= 63 and all(32 <= ord(c) < 127 for c in p)):
-            raise SettingsError("setting staff_passphrase: must be 8 to 63 printable ASCII characters"
-                                " when staff_ssid is set")
+            raise SettingsError(
+                "setting staff_passphrase: must be 8 to 63 printable ASCII characters"
+                " when staff_ssid is set"
+            )
         if settings.staff_wifi_interface == settings.wifi_interface:
-            raise _bad("staff_wifi_interface", settings.staff_wifi_interface, "must differ from wifi_interface")
+            raise _bad(
+                "staff_wifi_interface",
+                settings.staff_wifi_interface,
+                "must differ from wifi_interface",
+            )
         _ipv4(settings, "staff_ap_address")
         if staff_network(settings).overlaps(net):
-            raise _bad("staff_ap_address", settings.staff_ap_address,
-                       f"overlaps the villagers' network {net}")
+            raise _bad(
+                "staff_ap_address",
+                settings.staff_ap_address,
+                f"overlaps the villagers' network {net}",
+            )
 
 
 def _check_ssid(name: str, value: str) -> None:
@@ -384,8 +400,12 @@ def static_dir() -> Path:
     return (Path(hub.web.__file__).parent / "static").resolve()
 
 
-def nginx_site(settings, villager_listen: str | None = None, staff_listen: str | None = "80",
-               static: Path | None = None) -> str:
+def nginx_site(
+    settings,
+    villager_listen: str | None = None,
+    staff_listen: str | None = "80",
+    static: Path | None = None,
+) -> str:
     """The nginx ``http``-level config: the upstream, and one server block per side.
 
     *villager_listen* defaults to ``AP_ADDRESS:80``. *staff_listen* defaults
@@ -403,8 +423,10 @@ def nginx_site(settings, villager_listen: str | None = None, staff_listen: str |
         "BODY_MB": str(settings.max_upload_mb + 1),
     }
     for name in ("STATIC", "MEDIA", "SOCKET"):
-        if any(c in values[name] for c in ' ;{}"\'$#\n'):
-            raise SettingsError(f"nginx config: path {values[name]!r} has a character nginx would misread")
+        if any(c in values[name] for c in " ;{}\"'$#\n"):
+            raise SettingsError(
+                f"nginx config: path {values[name]!r} has a character nginx would misread"
+            )
 
     def fill(text: str, extra: dict[str, str]) -> str:
         for k, v in {**values, **extra}.items():
@@ -412,17 +434,25 @@ def nginx_site(settings, villager_listen: str | None = None, staff_listen: str |
         return text
 
     out = fill(_NGINX_HTTP, {})
-    out += fill(_NGINX_SERVER, {
-        "SIDE": "villager", "LISTEN": villager_listen or f"{settings.ap_address}:80",
-        "SIDE_COMMENT": "Villagers' side: every Host name, since the Wi-Fi's DNS sends them all here.",
-        "CLERK": _NGINX_NO_CLERK,
-    })
+    out += fill(
+        _NGINX_SERVER,
+        {
+            "SIDE": "villager",
+            "LISTEN": villager_listen or f"{settings.ap_address}:80",
+            "SIDE_COMMENT": "Villagers' side: every Host name (the Wi-Fi's DNS sends all here).",
+            "CLERK": _NGINX_NO_CLERK,
+        },
+    )
     if staff_listen:
-        out += fill(_NGINX_SERVER, {
-            "SIDE": "staff", "LISTEN": staff_listen,
-            "SIDE_COMMENT": "Staff side: the office LAN (and the staff Wi-Fi); the clerk console lives here.",
-            "CLERK": "",
-        })
+        out += fill(
+            _NGINX_SERVER,
+            {
+                "SIDE": "staff",
+                "LISTEN": staff_listen,
+                "SIDE_COMMENT": "Staff side: office LAN and staff Wi-Fi; the clerk console.",
+                "CLERK": "",
+            },
+        )
     return out
 
 
@@ -448,7 +478,9 @@ LinkLocalAddressing=no
 def networkmanager_conf(settings) -> str:
     """Keeps NetworkManager (Raspberry Pi OS) off the access point's interfaces."""
     validate(settings)
-    names = [settings.wifi_interface] + ([settings.staff_wifi_interface] if has_staff_wifi(settings) else [])
+    names = [settings.wifi_interface] + (
+        [settings.staff_wifi_interface] if has_staff_wifi(settings) else []
+    )
     devices = ";".join(f"interface-name:{n}" for n in names)
     return f"# {HEADER}\n[keyfile]\nunmanaged-devices={devices}\n"
 

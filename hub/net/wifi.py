@@ -15,8 +15,33 @@ from hub.settings import SettingsError
 #: Channels IEEE 802.11 defines in each band (20 MHz channels only).
 BAND_CHANNELS: dict[str, tuple[int, ...]] = {
     "g": tuple(range(1, 15)),
-    "a": (36, 40, 44, 48, 52, 56, 60, 64, 100, 104, 108, 112, 116, 120, 124, 128,
-          132, 136, 140, 144, 149, 153, 157, 161, 165),
+    "a": (
+        36,
+        40,
+        44,
+        48,
+        52,
+        56,
+        60,
+        64,
+        100,
+        104,
+        108,
+        112,
+        116,
+        120,
+        124,
+        128,
+        132,
+        136,
+        140,
+        144,
+        149,
+        153,
+        157,
+        161,
+        165,
+    ),
 }
 BAND_NAMES = {"g": "2.4 GHz", "a": "5 GHz"}
 
@@ -93,7 +118,9 @@ def check_channel(country: str, hw_mode: str, channel: int) -> None:
         )
     problem = _rule_problem(country, hw_mode, channel)
     if problem:
-        where = country if country in REGULATORY else f"{country} (not in the hub's table; world rules)"
+        where = (
+            country if country in REGULATORY else f"{country} (not in the hub's table; world rules)"
+        )
         raise SettingsError(
             f"setting wifi_channel: {channel} cannot be used in {where}: {problem};"
             f" use one of {_short(allowed_channels(country, hw_mode))}"
