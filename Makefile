@@ -30,7 +30,7 @@ test: system-test $(VENV)/.installed-test ## Set up and run every test
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: system-test $(VENV)/.installed-test ## Print speed and memory figures side by side
-	APT_DONE=1 $(BIN)/python -m tests.bench
+	$(BIN)/python -m tests.bench $(BENCH)
 
 lint: $(VENV)/.installed-test ## Check style with ruff
 	$(BIN)/ruff check hub tests

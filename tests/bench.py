@@ -1,0 +1,37 @@
+"""`make bench`: speed and memory figures, side by side, as ratios. Not a pass/fail test."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SECTIONS = (
+    ("Portal", "tests.web.bench"),
+    ("Network and production web", "tests.net.bench"),
+    ("Announcements", "tests.announce.bench"),
+    ("Spoken input", "tests.voice.bench"),
+    ("Sync", "tests.sync.bench"),
+)
+
+
+def main(argv: list[str]) -> int:
+    wanted = set(argv)
+    for title, module in SECTIONS:
+        if wanted and module.split(".")[1] not in wanted:
+            continue
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name == module:
+                continue
+            raise
+        print(f"\n== {title} ==", flush=True)
+        rows = mod.run()
+        width = max((len(k) for k, _ in rows), default=0)
+        for label, value in rows:
+            print(f"  {label:<{width}}  {value}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
