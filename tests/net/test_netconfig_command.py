@@ -1,0 +1,119 @@
+"""`hub netconfig render` and `hub netconfig apply`, run as the technician runs them."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+
+import pytest
+
+from hub import settings as settings_mod
+from hub.net import checks, render
+from tests.conftest import need, run
+from tests.net.webstack import clean_env, hub_cmd, write_toml
+
+
+@pytest.fixture
+def config(tmp_path):
+    return write_toml(tmp_path / "hub.toml", {"data_dir": tmp_path / "data", "ssid": "Kampong-Hub"})
+
+
+def hub(config, *args):
+    return subprocess.run(hub_cmd(config, *args), capture_output=True, text=True, env=clean_env())
+
+
+def test_render_writes_the_files_from_hub_toml(config, tmp_path):
+    out = tmp_path / "out"
+    r = hub(config, "netconfig", "render", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert {"hostapd.conf", "dnsmasq.conf", "nftables.conf", "nginx.conf"} <= set(names)
+    assert "ssid=Kampong-Hub" in (out / "hostapd.conf").read_text()
+    assert "country_code=KH" in (out / "hostapd.conf").read_text()
+
+
+def test_default_files_pass_every_tool(tmp_path):
+    """The issue's first "done when": the three files from a default hub.toml pass their checks."""
+    for tool in ("hostapd", "dnsmasq", "nft"):
+        need(tool)
+    config = write_toml(tmp_path / "hub.toml", {})
+    out = tmp_path / "out"
+    assert hub(config, "netconfig", "render", "--out", str(out)).returncode == 0
+    h = run(["hostapd", str(out / "hostapd.conf")])
+    assert "Failed to initialize driver 'nl80211'" in h.stdout + h.stderr
+    assert "errors found in configuration file" not in h.stdout + h.stderr
+    d = run(["dnsmasq", "--test", f"--conf-file={out / 'dnsmasq.conf'}"])
+    assert d.returncode == 0 and "syntax check OK" in d.stderr
+    if os.geteuid() == 0:
+        n = run(["nft", "-c", "-f", str(out / "nftables.conf")])
+        assert n.returncode == 0, n.stderr
+
+
+def test_a_bad_setting_is_one_line(tmp_path):
+    config = write_toml(tmp_path / "hub.toml", {"wifi_channel": 165})
+    r = hub(config, "netconfig", "render", "--out", str(tmp_path / "out"))
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and r.stderr.startswith(
+        "hub: error: setting wifi_channel: 165"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_apply_into_a_root_folder(config, tmp_path):
+    root = tmp_path / "image"
+    (root / "etc/nginx/sites-enabled").mkdir(parents=True)
+    (root / "etc/nginx/sites-enabled/default").symlink_to("/etc/nginx/sites-available/default")
+    (root / "etc/nftables.conf").write_text("#!/usr/sbin/nft -f\nflush ruleset\n")
+    r = hub(config, "netconfig", "apply", "--root", str(root))
+    assert r.returncode == 0, r.stderr
+    assert "ssid=Kampong-Hub" in (root / "etc/hostapd/hostapd.conf").read_text()
+    assert (root / "etc/hostapd/hostapd.conf").stat().st_mode & 0o777 == 0o600
+    assert "address=/#/10.42.0.1" in (root / "etc/dnsmasq.d/hub.conf").read_text()
+    assert (root / "etc/hub/nftables.conf").exists()
+    assert (root / "etc/systemd/network/20-hub-ap.network").exists()
+    link = root / "etc/nginx/sites-enabled/hub"
+    assert os.readlink(link) == "/etc/nginx/sites-available/hub"
+    assert not (root / "etc/nginx/sites-enabled/default").is_symlink()
+    main = (root / "etc/nftables.conf").read_text()
+    assert main.count('include "/etc/hub/nftables.conf"') == 1
+    # Applying twice changes nothing more.
+    assert hub(config, "netconfig", "apply", "--root", str(root)).returncode == 0
+    assert (root / "etc/nftables.conf").read_text() == main
+    # The doctor's probe agrees the files are current, and notices when one is not.
+    s = settings_mod.load(config, env={})
+    assert checks.config_current(s, root).ok
+    (root / "etc/dnsmasq.d/hub.conf").write_text("# edited by hand\n")
+    stale = checks.config_current(s, root)
+    assert not stale.ok and "hub.conf" in stale.detail and "netconfig apply" in stale.hint
+
+
+def test_apply_refuses_without_root(config, tmp_path):
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root to drop to an unprivileged user (CI runs as root)")
+    nobody = pwd.getpwnam("nobody")
+    os.chmod(config, 0o644)
+    cmd = [
+        setpriv,
+        f"--reuid={nobody.pw_uid}",
+        f"--regid={nobody.pw_gid}",
+        "--clear-groups",
+        *hub_cmd(config, "netconfig", "apply"),
+    ]
+    env = {**clean_env(), "HOME": "/nonexistent"}
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd="/")
+    if "Permission denied" in r.stderr and "hub" not in r.stderr.split("Permission denied")[0]:
+        pytest.skip(f"the checkout is not readable by nobody: {r.stderr.strip()[:200]}")
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith("hub: error: netconfig apply changes /etc"), r.stderr
+    assert "run it as root" in r.stderr
+
+
+def test_render_is_the_same_as_the_files_apply_writes(config, tmp_path):
+    s = settings_mod.load(config, env={})
+    root = tmp_path / "root"
+    assert hub(config, "netconfig", "apply", "--root", str(root)).returncode == 0
+    for name, text in render.render_all(s).items():
+        assert (root / render.install_path(name).lstrip("/")).read_text() == text
