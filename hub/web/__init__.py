@@ -18,6 +18,7 @@ BLUEPRINTS = (
     "hub.web.clerk_notices",
     "hub.web.clerk_feedback",
     "hub.web.clerk_sync",
+    "hub.web.clerk_announcements",
 )
 
 

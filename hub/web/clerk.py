@@ -21,6 +21,7 @@ CONSOLE_MENU = [
     ("clerk_notices.index", "notice", N_("Notices")),
     ("clerk_feedback.inbox", "inbox", N_("Feedback")),
     ("clerk_sync.status", "sync", N_("Sync")),
+    ("clerk_announcements.index", "loudspeaker", N_("Announcements")),
 ]
 
 
