@@ -1,0 +1,182 @@
+"""The systemd units: `systemd-analyze verify` prints nothing, and each unit keeps the rules."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.appliance.conftest import FIRSTBOOT_DIR, PREFIX_BINARIES, SYSTEMD_DIR, run, unit_tree
+from tests.conftest import ROOT, need
+
+DAEMONS = ("hub-web", "hub-announcer", "hub-recorder", "hub-transcriber", "hub-sync")
+#: Daemons run by hub.daemon.serve, which sends READY=1 and watchdog pings.
+SERVED = ("hub-recorder", "hub-transcriber", "hub-sync")
+
+
+def our_units() -> list[Path]:
+    units = sorted(SYSTEMD_DIR.glob("*.service")) + sorted(SYSTEMD_DIR.glob("*.timer"))
+    return units + sorted(SYSTEMD_DIR.glob("*.target")) + [FIRSTBOOT_DIR / "hub-firstboot.service"]
+
+
+def verify_in_tree(tmp_path, units: list[Path]) -> str:
+    need("systemd-analyze")
+    root = tmp_path / "root"
+    etc = unit_tree(root, units)
+    r = run(["systemd-analyze", "verify", f"--root={root}", *[u.name for u in units]], cwd=etc)
+    return (r.stdout + r.stderr).strip()
+
+
+def parse(path: Path) -> dict[str, dict[str, list[str]]]:
+    """A unit file as {section: {key: [values]}} (systemd allows repeated keys)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    section = None
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = out.setdefault(line.strip("[]"), {})
+            continue
+        key, _, value = line.partition("=")
+        section.setdefault(key.strip(), []).append(value.strip())
+    return out
+
+
+def test_every_unit_verifies_with_no_output(tmp_path):
+    units = our_units()
+    announcer = SYSTEMD_DIR / "hub-announcer.service"
+    assert len(units) >= 9, units
+    output = verify_in_tree(tmp_path, units)
+    assert output == "", output
+    if not announcer.exists():
+        pytest.fail("systemd/hub-announcer.service is missing (hub.target wants it)")
+
+
+def test_verify_in_the_tree_does_catch_mistakes(tmp_path):
+    """The check above can fail: a typo and a missing binary both produce output."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    text = (SYSTEMD_DIR / "hub-sync.service").read_text()
+    (bad / "hub-sync.service").write_text(text.replace("Type=notify", "Type=notfy"))
+    (bad / "hub-migrate.service").write_text(
+        (SYSTEMD_DIR / "hub-migrate.service").read_text().replace("/bin/hub ", "/bin/hub-nope "))
+    output = verify_in_tree(tmp_path, sorted(bad.iterdir()))
+    assert "notfy" in output and "hub-nope" in output, output
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root to give the command a private /opt")
+def test_the_plain_done_when_command_prints_nothing(tmp_path):
+    """`systemd-analyze verify systemd/*.service systemd/*.timer`, literally, from the repo
+    root, in a private mount namespace whose /opt holds the install prefix (as on a Pi);
+    the host's /opt is not touched."""
+    opt = tmp_path / "opt"
+    bindir = opt / "hub" / "venv" / "bin"
+    bindir.mkdir(parents=True)
+    for name in PREFIX_BINARIES:
+        (bindir / name).write_text("#!/bin/sh\n")
+        (bindir / name).chmod(0o755)
+    script = (f"mount --make-rprivate / && mount --bind {opt} /opt && "
+              "systemd-analyze verify systemd/*.service systemd/*.timer")
+    r = run(["unshare", "-m", "sh", "-c", script], cwd=ROOT)
+    assert r.returncode == 0 and (r.stdout + r.stderr) == "", r.stdout + r.stderr
+
+
+def test_daemons_keep_the_rules():
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    target = parse(SYSTEMD_DIR / "hub.target")
+    wanted = " ".join(target["Unit"]["Wants"]).split()
+    for name in DAEMONS:
+        assert f"{name}.service" in wanted, f"hub.target does not want {name}"
+        path = SYSTEMD_DIR / f"{name}.service"
+        if name == "hub-announcer" and not path.exists():
+            continue  # written with the announcer; test_every_unit_... reports it missing
+        u = parse(path)
+        svc, unit = u["Service"], u["Unit"]
+        assert svc["User"] == ["hub"], name
+        assert svc["Restart"] == ["on-failure"], name
+        assert svc["NoNewPrivileges"] == ["yes"], name
+        assert svc["ProtectSystem"] == ["strict"], name
+        assert svc["ReadWritePaths"] == ["/var/lib/hub"], name
+        assert svc["Type"] == ["notify"], name
+        assert "hub-migrate.service" in " ".join(unit.get("Requires", [])), name
+        assert "hub-migrate.service" in " ".join(unit.get("After", [])), name
+        exe = svc["ExecStart"][0].split()[0]
+        assert exe.startswith("/opt/hub/venv/bin/"), exe
+        assert Path(exe).name in scripts, f"{exe} is not a console script in pyproject.toml"
+        caps = svc.get("CapabilityBoundingSet", [""])[0]
+        if name in ("hub-web", "hub-sync"):
+            assert caps == "CAP_SYS_TIME", name  # trusted time sources step the clock
+        elif name != "hub-announcer":
+            assert caps == "", f"{name} keeps capabilities: {caps}"
+        if name in SERVED:
+            assert int(svc["WatchdogSec"][0]) > 0, name
+    web = parse(SYSTEMD_DIR / "hub-web.service")["Service"]
+    assert "--bind unix:/run/hub/web.sock" in web["ExecStart"][0]
+    assert web["RuntimeDirectory"] == ["hub"]
+    assert "WatchdogSec" not in web  # gunicorn sends READY=1 but no watchdog pings
+    t = parse(SYSTEMD_DIR / "hub-transcriber.service")["Service"]
+    assert t["Nice"] == ["19"] and t["CPUSchedulingPolicy"] == ["idle"]
+    assert t["IOSchedulingClass"] == ["idle"]
+    rec = parse(SYSTEMD_DIR / "hub-recorder.service")["Service"]
+    assert set(rec["SupplementaryGroups"][0].split()) == {"audio", "gpio"}
+    mig = parse(SYSTEMD_DIR / "hub-migrate.service")["Service"]
+    assert mig["Type"] == ["oneshot"] and mig["ExecStart"] == ["/opt/hub/venv/bin/hub migrate"]
+
+
+def _notify_listener(tmp_path) -> tuple[socket.socket, str]:
+    path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(0.5)
+    return s, path
+
+
+def test_hub_web_tells_systemd_it_is_ready(tmp_path):
+    """What Type=notify relies on: `hub web` (gunicorn) sends READY=1 on $NOTIFY_SOCKET
+    once it listens on the unix socket the unit gives it."""
+    listener, address = _notify_listener(tmp_path)
+    sock = tmp_path / "web.sock"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env.update(HUB_DATA_DIR=str(tmp_path / "data"), NOTIFY_SOCKET=address)
+    subprocess.run([sys.executable, "-m", "hub.cli", "migrate"], env=env, check=True,
+                   capture_output=True, cwd=tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "hub.cli", "web", "--bind", f"unix:{sock}",
+                             "--workers", "1"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    messages = []
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any("READY=1" in m for m in messages):
+            try:
+                messages.append(listener.recv(4096).decode())
+            except TimeoutError:
+                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert any("READY=1" in m for m in messages), messages
+        assert sock.exists()
+        r = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", sock,
+                 "http://hub.local/"])
+        assert r.stdout == "200", r
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=20)
+        proc.stderr.close()
+        listener.close()
+
+
+def test_unit_comments_do_not_promise_what_the_units_lack():
+    """Every unit names its purpose: a Description and documentation for technicians."""
+    for path in our_units():
+        u = parse(path)
+        assert u["Unit"]["Description"][0].startswith("Commune hub"), path.name
+        assert re.match(r"file:///opt/hub/", u["Unit"]["Documentation"][0]), path.name
