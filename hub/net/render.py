@@ -91,17 +91,13 @@ def validate(settings) -> None:
     start, end = _ipv4(settings, "dhcp_range_start"), _ipv4(settings, "dhcp_range_end")
     for name, addr in (("dhcp_range_start", start), ("dhcp_range_end", end)):
         if addr not in net or addr in (net.network_address, net.broadcast_address):
-            raise _bad(
-                name, str(addr), f"is not in the villagers' network {net} (ap_address/ap_prefix)"
-            )
+            raise _bad(name, str(addr), f"is not in the villagers' network {net} (ap_address/ap_prefix)")
     if start > end:
         raise _bad("dhcp_range_end", str(end), "comes before dhcp_range_start")
     if start <= ap <= end:
         raise _bad("ap_address", str(ap), "is inside the DHCP range; phones could be given it")
     if not LEASE_RE.match(settings.dhcp_lease_time):
-        raise _bad(
-            "dhcp_lease_time", settings.dhcp_lease_time, "is not a lease time like 2h, 45m or 3600"
-        )
+        raise _bad("dhcp_lease_time", settings.dhcp_lease_time, "is not a lease time like 2h, 45m or 3600")
     if not settings.web_socket.startswith("/"):
         raise _bad("web_socket", settings.web_socket, "must be an absolute path")
     if has_staff_wifi(settings):
@@ -111,8 +107,7 @@ def validate(settings) -> None:
         p = settings.staff_passphrase
         if not (8 <= len(p) <= 63 and all(32 <= ord(c) < 127 for c in p)):
             raise SettingsError(
-                "setting staff_passphrase: must be 8 to 63 printable ASCII characters"
-                " when staff_ssid is set"
+                "setting staff_passphrase: must be 8 to 63 printable ASCII characters when staff_ssid is set"
             )
         if settings.staff_wifi_interface == settings.wifi_interface:
             raise _bad(
@@ -371,13 +366,12 @@ server {
         return 404;
     }
 
-    # Everything else, with any Host: the app answers (and sends a foreign
-    # Host, i.e. a phone's connectivity check, to the portal).
+    # Everything else goes to the app. @HOST_COMMENT@
     location / {
         proxy_pass http://hub_web;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
-        proxy_set_header Host $hub_host;
+        proxy_set_header Host @HOST@;
         proxy_set_header X-Forwarded-For $remote_addr;
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_set_header X-Hub-Side @SIDE@;
@@ -424,9 +418,7 @@ def nginx_site(
     }
     for name in ("STATIC", "MEDIA", "SOCKET"):
         if any(c in values[name] for c in " ;{}\"'$#\n"):
-            raise SettingsError(
-                f"nginx config: path {values[name]!r} has a character nginx would misread"
-            )
+            raise SettingsError(f"nginx config: path {values[name]!r} has a character nginx would misread")
 
     def fill(text: str, extra: dict[str, str]) -> str:
         for k, v in {**values, **extra}.items():
@@ -439,6 +431,8 @@ def nginx_site(
         {
             "SIDE": "villager",
             "LISTEN": villager_listen or f"{settings.ap_address}:80",
+            "HOST": "$hub_host",
+            "HOST_COMMENT": "The Host is kept: a foreign one\n    # (a phone's connectivity check) is sent to the portal by the app.",
             "SIDE_COMMENT": "Villagers' side: every Host name (the Wi-Fi's DNS sends all here).",
             "CLERK": _NGINX_NO_CLERK,
         },
@@ -449,6 +443,11 @@ def nginx_site(
             {
                 "SIDE": "staff",
                 "LISTEN": staff_listen,
+                # Clerks type the hub's LAN address, which no setting can know in
+                # advance; the app must not take it for a foreign host and send
+                # them to the villagers' portal. Its redirects are relative.
+                "HOST": settings.ap_address,
+                "HOST_COMMENT": "Clerks use whatever LAN address the hub\n    # got; the app gets the hub's own name so it never sends them to the portal.",
                 "SIDE_COMMENT": "Staff side: office LAN and staff Wi-Fi; the clerk console.",
                 "CLERK": "",
             },
@@ -478,9 +477,7 @@ LinkLocalAddressing=no
 def networkmanager_conf(settings) -> str:
     """Keeps NetworkManager (Raspberry Pi OS) off the access point's interfaces."""
     validate(settings)
-    names = [settings.wifi_interface] + (
-        [settings.staff_wifi_interface] if has_staff_wifi(settings) else []
-    )
+    names = [settings.wifi_interface] + ([settings.staff_wifi_interface] if has_staff_wifi(settings) else [])
     devices = ";".join(f"interface-name:{n}" for n in names)
     return f"# {HEADER}\n[keyfile]\nunmanaged-devices={devices}\n"
 

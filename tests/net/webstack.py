@@ -29,9 +29,7 @@ def free_port() -> int:
 
 def clean_env() -> dict[str, str]:
     """The environment without HUB_ settings or proxies, so only the test's hub.toml counts."""
-    return {
-        k: v for k, v in os.environ.items() if not k.startswith("HUB_") and "proxy" not in k.lower()
-    }
+    return {k: v for k, v in os.environ.items() if not k.startswith("HUB_") and "proxy" not in k.lower()}
 
 
 def hub_cmd(config: Path, *args: str) -> list[str]:
@@ -41,9 +39,7 @@ def hub_cmd(config: Path, *args: str) -> list[str]:
 def write_toml(path: Path, values: dict) -> Path:
     import tomli_w
 
-    path.write_bytes(
-        tomli_w.dumps({k: str(v) if isinstance(v, Path) else v for k, v in values.items()}).encode()
-    )
+    path.write_bytes(tomli_w.dumps({k: str(v) if isinstance(v, Path) else v for k, v in values.items()}).encode())
     return path
 
 
@@ -86,6 +82,7 @@ class WebStack:
         workers: int = 2,
     ):
         self.tmp = Path(tmp)
+        self.tmp.mkdir(parents=True, exist_ok=True)
         self.netns = netns
         self.workers = workers
         # A unix socket path must stay under 108 bytes; pytest's tmp paths can be long.
@@ -94,9 +91,7 @@ class WebStack:
         self.staff_port = free_port()
         self.villager_listen = villager_listen or f"127.0.0.1:{self.villager_port}"
         self.staff_listen = staff_listen or f"127.0.0.1:{self.staff_port}"
-        host = (
-            self.villager_listen.rsplit(":", 1)[0] if ":" in self.villager_listen else "127.0.0.1"
-        )
+        host = self.villager_listen.rsplit(":", 1)[0] if ":" in self.villager_listen else "127.0.0.1"
         values = {
             "data_dir": self.tmp / "data",
             "behind_proxy": True,
@@ -130,23 +125,17 @@ class WebStack:
             (self.prefix / sub).mkdir(exist_ok=True)
         site = self.prefix / "site.conf"
         site.write_text(
-            render.nginx_site(
-                self.settings, villager_listen=self.villager_listen, staff_listen=self.staff_listen
-            )
+            render.nginx_site(self.settings, villager_listen=self.villager_listen, staff_listen=self.staff_listen)
         )
         main = self.prefix / "nginx.conf"
         # Workers run as root only because the test's temp folders are private to root;
         # on a Pi they run as www-data.
-        main.write_text(
-            render.nginx_standalone(site, self.prefix, user="root" if os.geteuid() == 0 else None)
-        )
+        main.write_text(render.nginx_standalone(site, self.prefix, user="root" if os.geteuid() == 0 else None))
         return main
 
     def nginx_test(self) -> subprocess.CompletedProcess:
         main = self.write_nginx()
-        return subprocess.run(
-            ["nginx", "-t", "-c", str(main), "-p", str(self.prefix)], capture_output=True, text=True
-        )
+        return subprocess.run(["nginx", "-t", "-c", str(main), "-p", str(self.prefix)], capture_output=True, text=True)
 
     def start(self) -> WebStack:
         try:
@@ -164,11 +153,7 @@ class WebStack:
         sock = self.sockdir / "web.sock"
         with open(self.tmp / "gunicorn.log", "ab") as log:
             self.gunicorn = subprocess.Popen(
-                self._wrap(
-                    hub_cmd(
-                        self.config, "web", "--bind", f"unix:{sock}", "--workers", str(self.workers)
-                    )
-                ),
+                self._wrap(hub_cmd(self.config, "web", "--bind", f"unix:{sock}", "--workers", str(self.workers))),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -179,9 +164,7 @@ class WebStack:
             raise RuntimeError(f"nginx -t failed: {t.stderr}")
         with open(self.tmp / "nginx.stderr", "ab") as log:
             self.nginx = subprocess.Popen(
-                self._wrap(
-                    ["nginx", "-c", str(self.prefix / "nginx.conf"), "-p", str(self.prefix)]
-                ),
+                self._wrap(["nginx", "-c", str(self.prefix / "nginx.conf"), "-p", str(self.prefix)]),
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
