@@ -432,7 +432,10 @@ def nginx_site(
             "SIDE": "villager",
             "LISTEN": villager_listen or f"{settings.ap_address}:80",
             "HOST": "$hub_host",
-            "HOST_COMMENT": "The Host is kept: a foreign one\n    # (a phone's connectivity check) is sent to the portal by the app.",
+            "HOST_COMMENT": (
+                "The Host is kept: a foreign one\n"
+                "    # (a phone's connectivity check) is sent to the portal by the app."
+            ),
             "SIDE_COMMENT": "Villagers' side: every Host name (the Wi-Fi's DNS sends all here).",
             "CLERK": _NGINX_NO_CLERK,
         },
@@ -447,7 +450,10 @@ def nginx_site(
                 # advance; the app must not take it for a foreign host and send
                 # them to the villagers' portal. Its redirects are relative.
                 "HOST": settings.ap_address,
-                "HOST_COMMENT": "Clerks use whatever LAN address the hub\n    # got; the app gets the hub's own name so it never sends them to the portal.",
+                "HOST_COMMENT": (
+                    "Clerks use whatever LAN address the hub\n"
+                    "    # got; the app gets the hub's own name so it never sends them to the portal."
+                ),
                 "SIDE_COMMENT": "Staff side: office LAN and staff Wi-Fi; the clerk console.",
                 "CLERK": "",
             },
