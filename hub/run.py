@@ -9,9 +9,9 @@ from pathlib import Path
 
 #: name -> "module:Class" of each daemon `hub run` starts beside the web app.
 DAEMONS: dict[str, str] = {
+    "sync": "hub.sync.daemon:Sync",
     "recorder": "hub.voice.recorder_daemon:Recorder",
     "transcriber": "hub.voice.transcriber_daemon:Transcriber",
-    "sync": "hub.sync.daemon:Sync",
     "announcer": "hub.announce.daemon:Announcer",
 }
 
@@ -51,8 +51,10 @@ def seed_demo(ctx, out) -> None:
         notices.create(ctx, {
             "title_km": "ប្រជុំឃុំ ថ្ងៃច័ន្ទ ម៉ោង ៨ ព្រឹក",
             "title_en": "Commune meeting, Monday 8 am",
-            "body_km": "សូមអញ្ជើញប្រជាពលរដ្ឋទាំងអស់ចូលរួមប្រជុំឃុំ នៅសាលាឃុំ ដើម្បីពិភាក្សាអំពីផែនការអភិវឌ្ឍឃុំ។",
-            "body_en": "Everyone is invited to the commune meeting at the commune hall to discuss the development plan.",
+            "body_km": "សូមអញ្ជើញប្រជាពលរដ្ឋទាំងអស់ចូលរួមប្រជុំឃុំ នៅសាលាឃុំ"
+                       " ដើម្បីពិភាក្សាអំពីផែនការអភិវឌ្ឍឃុំ។",
+            "body_en": "Everyone is invited to the commune meeting at the commune hall"
+                       " to discuss the development plan.",
             "pinned": True,
             "audio_id": media_rows[0]["id"] if media_rows else None,
         }, media_rows=media_rows)

@@ -16,12 +16,14 @@ def stacked_bars(labels: list[str], series: list[tuple[str, list[int]]], width: 
     top = max(totals + [1])
     plot_h = height - pad_b - pad_t
     bar_w = (width - pad_l) / n * 0.7
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height + 22 * ((len(series) + 3) // 4)}"'
+    legend_h = 22 * ((len(series) + 3) // 4)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height + legend_h}"'
              f' role="img" class="chart">']
     for frac in (0, 0.5, 1):
         y = pad_t + plot_h * (1 - frac)
         parts.append(f'<line x1="{pad_l}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ccc"/>'
-                     f'<text x="{pad_l - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{round(top * frac)}</text>')
+                     f'<text x="{pad_l - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="11">'
+                     f'{round(top * frac)}</text>')
     for i, label in enumerate(labels):
         x = pad_l + (width - pad_l) / n * i + (width - pad_l) / n * 0.15
         y = pad_t + plot_h

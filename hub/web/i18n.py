@@ -41,9 +41,10 @@ def init_app(app) -> None:
 
     @app.context_processor
     def _i18n():
-        return {"_": gettext, "lang": g.get("lang", default), "other_lang": "en" if g.get("lang", default) == "km" else "km",
-                "num": lambda v: khmer.digits(v, g.get("lang", default)),
-                "day": lambda v: khmer.format_day(v, g.get("lang", default)),
+        current = g.get("lang", default)
+        return {"_": gettext, "lang": current, "other_lang": "en" if current == "km" else "km",
+                "num": lambda v: khmer.digits(v, current),
+                "day": lambda v: khmer.format_day(v, current),
                 "moment": _moment, "both": both,
                 "status_word": lambda s: gettext(STATUS_WORDS.get(s, s))}
 
