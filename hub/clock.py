@@ -18,7 +18,6 @@ set the system clock, the difference is kept as an offset that
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import time
 from collections.abc import Callable
@@ -50,11 +49,8 @@ class _Timex(ctypes.Structure):
 
 def kernel_ntp_synchronised() -> bool:
     """True when the kernel says an NTP daemon has disciplined the clock."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return False
     try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)  # the C library already loaded into Python
         tx = _Timex()
         state = libc.adjtimex(ctypes.byref(tx))
     except (OSError, AttributeError):
