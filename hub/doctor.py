@@ -215,8 +215,10 @@ class Doctor:
             try:
                 rows = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
                 if rows != ["ok"]:
-                    return Result("database", FAIL, N_("Integrity check failed: %(error)s"),
-                                  {"error": "; ".join(rows[:3])}, _DB_RESTORE_HINT)
+                    return Result("database", FAIL,
+                                  N_("Integrity check of %(path)s failed: %(error)s"),
+                                  {"path": str(path), "error": "; ".join(rows[:3])},
+                                  _DB_RESTORE_HINT)
                 from hub.db import MIGRATIONS_TABLE
                 from hub.schema import MIGRATIONS
 
@@ -228,8 +230,8 @@ class Doctor:
             finally:
                 conn.close()
         except sqlite3.DatabaseError as e:
-            return Result("database", FAIL, N_("The database cannot be read: %(error)s"),
-                          {"error": str(e)}, _DB_RESTORE_HINT)
+            return Result("database", FAIL, N_("%(path)s cannot be read: %(error)s"),
+                          {"path": str(path), "error": str(e)}, _DB_RESTORE_HINT)
         known = [n for n, _ in MIGRATIONS]
         newer = sorted(done - set(known))
         if newer:
@@ -306,13 +308,12 @@ class Doctor:
 
     # access point --------------------------------------------------------------------------
     def check_access_point(self) -> Result:
+        s = self.settings
+        iface = s.wifi_interface
         net = _optional("hub.net.checks")
-        if net is not None:
-            found = _run_foreign_checks(net, self.settings)
-            if found is not None:
-                return found
+        if net is not None and hasattr(net, "service_active"):
+            return self._network_probes(net)
         down = [name for name in ("hostapd", "dnsmasq") if not _service_running(name)]
-        iface = self.settings.wifi_interface
         values = {"services": ", ".join(down), "interface": iface}
         if down:
             return Result("access_point", FAIL, N_("Not running: %(services)s"), values,
@@ -326,15 +327,51 @@ class Doctor:
         return Result("access_point", OK, N_("hostapd and dnsmasq are running on %(interface)s"),
                       values)
 
+    def _network_probes(self, net) -> Result:
+        """The network part's own probes (hub.net.checks), in the order they are fixed."""
+        s = self.settings
+        calls = [("config_current", (s,)), ("service_active", ("hostapd",)),
+                 ("service_active", ("dnsmasq",)), ("service_active", ("nginx",)),
+                 ("interface_address", (s,)), ("access_point", (s,)), ("firewall_loaded", ()),
+                 ("dns_answers", (s,))]
+        failed, passed, hints = [], [], []
+        for name, args in calls:
+            fn = getattr(net, name, None)
+            if fn is None:
+                continue
+            try:
+                ok, label, detail, hint = _probe_fields(fn(*args), name)
+            except Exception as e:
+                ok, label, detail, hint = False, name, f"{type(e).__name__}: {e}", ""
+            if not ok and name == "service_active" and _service_running(args[0]):
+                ok = True  # no systemd here (a container or a test); the process runs
+            (passed if ok else failed).append(f"{label}: {detail}")
+            if not ok and hint:
+                hints.append(hint)
+        if failed:
+            return Result("access_point", FAIL, N_("Not working: %(error)s"),
+                          {"error": "; ".join(failed)}, N_("%(text)s"),
+                          {"text": "; ".join(hints) or "hub netconfig apply"})
+        return Result("access_point", OK, N_("%(text)s"), {"text": "; ".join(passed)})
+
     # portal --------------------------------------------------------------------------------
     def check_portal(self) -> Result:
         url = self.settings.listen_url
         problems = []
-        status = _http_status(url, self.timeout)
-        if isinstance(status, str):
-            problems.append(f"{url}: {status}")
-        elif status >= 500:
-            problems.append(f"{url}: HTTP {status}")
+        net = _optional("hub.net.checks")
+        if net is not None and hasattr(net, "portal_answers"):
+            # The captive-portal API answers as a phone would ask it.
+            ok, _label, detail, _hint = _probe_fields(
+                net.portal_answers(self.settings, base_url=url, timeout=self.timeout), "portal")
+            status: int | str = detail
+            if not ok:
+                problems.append(detail)
+        else:
+            status = _http_status(url, self.timeout)
+            if isinstance(status, str):
+                problems.append(f"{url}: {status}")
+            elif status >= 500:
+                problems.append(f"{url}: HTTP {status}")
         sock = Path("/run/hub/web.sock")
         if sock.exists():
             sstatus = _http_status_unix(str(sock), self.timeout)
@@ -345,8 +382,9 @@ class Doctor:
                           {"error": "; ".join(problems)},
                           N_("Restart the web service (systemctl restart hub-web nginx) and read"
                              " `journalctl -u hub-web`."))
-        return Result("portal", OK, N_("%(url)s answers (HTTP %(status)s)"),
-                      {"url": url, "status": str(status)})
+        return Result("portal", OK, N_("%(url)s answers (%(status)s)"),
+                      {"url": url, "status": f"HTTP {status}" if isinstance(status, int)
+                       else status})
 
     # audio ---------------------------------------------------------------------------------
     def check_audio(self) -> Result:
@@ -524,43 +562,17 @@ def _optional(module: str):
         return None
 
 
-def _run_foreign_checks(module, settings) -> Result | None:
-    """Adapt hub.net.checks: functions check_*(settings) returning a bool, (ok, text) or a dict."""
-    funcs = [getattr(module, n) for n in sorted(dir(module))
-             if n.startswith("check_") and callable(getattr(module, n))]
-    if not funcs:
-        return None
-    failed, texts = [], []
-    for fn in funcs:
-        try:
-            out = fn(settings)
-        except Exception as e:
-            failed.append(f"{fn.__name__}: {e}")
-            continue
-        ok, text = _interpret(out)
-        (texts if ok else failed).append(text or fn.__name__)
-    if failed:
-        return Result("access_point", FAIL, N_("Not working: %(error)s"),
-                      {"error": "; ".join(failed)},
-                      N_("Run `hub netconfig apply`, then look at `journalctl -u hostapd -u"
-                         " dnsmasq`."))
-    return Result("access_point", OK, N_("%(text)s"), {"text": "; ".join(t for t in texts if t)})
-
-
-def _interpret(out) -> tuple[bool, str]:
-    if isinstance(out, bool):
-        return out, ""
-    if isinstance(out, tuple) and out:
-        return bool(out[0]), " ".join(str(x) for x in out[1:])
-    if isinstance(out, dict):
-        status = out.get("status", out.get("ok", True))
-        ok = status is True or status in ("ok", "warn", "skip")
-        return ok, str(out.get("detail") or out.get("message") or "")
-    for attr in ("ok", "passed"):
-        if hasattr(out, attr):
-            return bool(getattr(out, attr)), str(getattr(out, "detail", "")
-                                                or getattr(out, "message", ""))
-    return out is not None, str(out or "")
+def _probe_fields(probe, default_name: str) -> tuple[bool, str, str, str]:
+    """(ok, name, detail, hint) from a hub.net.checks Probe, a bool, a tuple or a dict."""
+    if isinstance(probe, bool):
+        return probe, default_name, "", ""
+    if isinstance(probe, tuple):
+        return bool(probe[0]), default_name, " ".join(str(x) for x in probe[1:]), ""
+    if isinstance(probe, dict):
+        return (bool(probe.get("ok")), str(probe.get("name", default_name)),
+                str(probe.get("detail", "")), str(probe.get("hint", "")))
+    return (bool(getattr(probe, "ok", False)), str(getattr(probe, "name", default_name)),
+            str(getattr(probe, "detail", "")), str(getattr(probe, "hint", "")))
 
 
 def _hub_owner_problem(path: Path) -> str | None:

