@@ -44,9 +44,7 @@ def service_active(service: str) -> Probe:
         f"service {service}",
         state == "active",
         state,
-        ""
-        if state == "active"
-        else f"see `journalctl -u {service} -b`; then `systemctl restart {service}`",
+        "" if state == "active" else f"see `journalctl -u {service} -b`; then `systemctl restart {service}`",
     )
 
 
@@ -87,9 +85,7 @@ def interface_address(settings) -> Probe:
             f"no interface {settings.wifi_interface}",
             "check wifi_interface in hub.toml and that the Wi-Fi is not blocked (`rfkill list`)",
         )
-    addrs = [
-        a.get("local") for link in json.loads(r.stdout or "[]") for a in link.get("addr_info", [])
-    ]
+    addrs = [a.get("local") for link in json.loads(r.stdout or "[]") for a in link.get("addr_info", [])]
     ok = settings.ap_address in addrs
     return Probe(
         name,
@@ -113,17 +109,11 @@ def access_point(settings) -> Probe:
     fields = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
     state = fields.get("state", "unknown")
     ok = state == "ENABLED"
-    detail = (
-        f"{state}, channel {fields.get('channel', '?')}, {fields.get('num_sta[0]', '0')} phones"
-    )
-    return Probe(
-        name, ok, detail, "" if ok else "check wifi_channel and country_code; restart hostapd"
-    )
+    detail = f"{state}, channel {fields.get('channel', '?')}, {fields.get('num_sta[0]', '0')} phones"
+    return Probe(name, ok, detail, "" if ok else "check wifi_channel and country_code; restart hostapd")
 
 
-def dns_query(
-    server: str, qname: str, qtype: int = 1, timeout: float = 2.0, port: int = 53
-) -> tuple[int, list[str]]:
+def dns_query(server: str, qname: str, qtype: int = 1, timeout: float = 2.0, port: int = 53) -> tuple[int, list[str]]:
     """One DNS query over UDP: (response code, IPv4/IPv6 addresses in the answer)."""
     qid = secrets.randbits(16)
     packet = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
@@ -174,9 +164,7 @@ def dns_answers(settings, server: str | None = None) -> Probe:
         return Probe(name, False, f"no answer from {server}: {e}", "`systemctl restart dnsmasq`")
     ok = rcode == 0 and addrs == [settings.ap_address] and rcode6 == 0
     detail = f"A {', '.join(addrs) or 'none'} (rcode {rcode}), AAAA rcode {rcode6}"
-    return Probe(
-        name, ok, detail, "" if ok else "run `sudo hub netconfig apply` and restart dnsmasq"
-    )
+    return Probe(name, ok, detail, "" if ok else "run `sudo hub netconfig apply` and restart dnsmasq")
 
 
 def portal_answers(settings, base_url: str | None = None, timeout: float = 5.0) -> Probe:

@@ -18,14 +18,10 @@ NFTABLES_MAIN = "/etc/nftables.conf"
 def register(sub) -> None:
     p = sub.add_parser("netconfig", help="access point, DHCP/DNS, firewall and nginx configuration")
     nsub = p.add_subparsers(dest="netconfig_command", metavar="ACTION", required=True)
-    r = nsub.add_parser(
-        "render", help="write the config files made from the settings into a folder"
-    )
+    r = nsub.add_parser("render", help="write the config files made from the settings into a folder")
     r.add_argument("--out", required=True, metavar="DIR", help="folder to write them into")
     r.set_defaults(func=cmd_render)
-    a = nsub.add_parser(
-        "apply", help="install the config files on this Pi and reload the services (root)"
-    )
+    a = nsub.add_parser("apply", help="install the config files on this Pi and reload the services (root)")
     a.add_argument(
         "--root",
         default="/",
@@ -78,9 +74,7 @@ def check_files(files: dict[str, str]) -> None:
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
                 detail = (r.stderr or r.stdout).strip().splitlines()
-                raise HubError(
-                    f"{name} was refused by {cmd[0]}: {detail[0] if detail else r.returncode}"
-                )
+                raise HubError(f"{name} was refused by {cmd[0]}: {detail[0] if detail else r.returncode}")
 
 
 def apply(settings, root: Path, reload: bool = True) -> list[Path]:
@@ -125,15 +119,11 @@ def _include_firewall(root: Path) -> list[Path]:
     """Make nftables.service load the hub's table at boot, after Debian's own rules."""
     main = root / NFTABLES_MAIN.lstrip("/")
     line = 'include "/etc/hub/nftables.conf"'
-    text = (
-        main.read_text(encoding="utf-8") if main.exists() else "#!/usr/sbin/nft -f\nflush ruleset\n"
-    )
+    text = main.read_text(encoding="utf-8") if main.exists() else "#!/usr/sbin/nft -f\nflush ruleset\n"
     if line in text:
         return []
     main.parent.mkdir(parents=True, exist_ok=True)
-    main.write_text(
-        text.rstrip("\n") + f"\n\n# The commune hub's captive network.\n{line}\n", encoding="utf-8"
-    )
+    main.write_text(text.rstrip("\n") + f"\n\n# The commune hub's captive network.\n{line}\n", encoding="utf-8")
     return [main]
 
 

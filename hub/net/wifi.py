@@ -118,9 +118,7 @@ def check_channel(country: str, hw_mode: str, channel: int) -> None:
         )
     problem = _rule_problem(country, hw_mode, channel)
     if problem:
-        where = (
-            country if country in REGULATORY else f"{country} (not in the hub's table; world rules)"
-        )
+        where = country if country in REGULATORY else f"{country} (not in the hub's table; world rules)"
         raise SettingsError(
             f"setting wifi_channel: {channel} cannot be used in {where}: {problem};"
             f" use one of {_short(allowed_channels(country, hw_mode))}"

@@ -17,9 +17,7 @@ STAFF = {"staff_ssid": "Commune-Staff", "staff_passphrase": "correct horse batte
 
 def hostapd(conf: Path) -> str:
     need("hostapd")
-    r = subprocess.run(
-        [need("hostapd"), str(conf)], capture_output=True, text=True, timeout=20, check=False
-    )
+    r = subprocess.run([need("hostapd"), str(conf)], capture_output=True, text=True, timeout=20, check=False)
     return r.stdout + r.stderr
 
 
