@@ -424,7 +424,7 @@ class Doctor:
                               {"a": other, "b": name, "pin": pin},
                               N_("Give each device its own pin in hub.toml."))
             pins[name] = pin
-        problems, busy = _try_pins(wanted)
+        problems, busy = _try_pins(wanted, s.amplifier_active_high)
         if problems:
             return Result("gpio", FAIL, N_("Cannot use %(pins)s"), {"pins": "; ".join(problems)},
                           N_("Check the pin names (e.g. GPIO17) and the wiring in"
@@ -739,8 +739,13 @@ class _stderr_silenced:
         return False
 
 
-def _try_pins(wanted: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
-    """Build each gpiozero device on its pin and close it; return (problems, busy pins)."""
+def _try_pins(wanted: list[tuple[str, str]],
+              amplifier_active_high: bool = True) -> tuple[list[str], list[str]]:
+    """Build each gpiozero device on its pin and close it; return (problems, busy pins).
+
+    Outputs are built switched off in their own polarity, so checking an
+    active-low relay never switches the amplifier on.
+    """
     import warnings
 
     problems, busy = [], []
@@ -752,9 +757,13 @@ def _try_pins(wanted: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
         except Exception as e:
             return [f"gpiozero: {e}"], []
         for name, pin in wanted:
-            cls = Button if name == "button_pin" else DigitalOutputDevice
             try:
-                device = cls(pin)
+                if name == "button_pin":
+                    device = Button(pin, pull_up=True)
+                else:
+                    active_high = amplifier_active_high if name == "amplifier_pin" else True
+                    device = DigitalOutputDevice(pin, active_high=active_high,
+                                                 initial_value=False)
             except Exception as e:
                 text = str(e) or type(e).__name__
                 if "busy" in text.lower():

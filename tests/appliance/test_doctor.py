@@ -272,3 +272,25 @@ def test_a_damaged_page_fails_the_integrity_check(tmp_path):
     db = next(c for c in json.loads(r.stdout)["checks"] if c["id"] == "database")
     assert r.returncode == 1 and db["status"] == "fail", db
     assert str(data / "hub.db") in db["detail"] and "systemctl stop hub.target" in db["hint"]
+
+
+def test_checking_an_active_low_relay_never_switches_it_on():
+    """The relay pin is only ever driven to 'off' in its own polarity while it is checked."""
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    from hub.doctor import _try_pins
+
+    old = Device.pin_factory
+    Device.pin_factory = MockFactory()
+    try:
+        pin = Device.pin_factory.pin("GPIO17")
+        pin.function = "output"
+        pin.state = True  # an active-low relay at rest: high is off
+        pin.clear_states()
+        problems, busy = _try_pins([("amplifier_pin", "GPIO17")], amplifier_active_high=False)
+        assert problems == [] and busy == []
+        assert all(state for _, state in pin.states), pin.states
+    finally:
+        Device.pin_factory.close()
+        Device.pin_factory = old

@@ -163,7 +163,8 @@ def test_hub_web_tells_systemd_it_is_ready(tmp_path):
             except TimeoutError:
                 assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         assert any("READY=1" in m for m in messages), messages
-        assert sock.exists()
+        # nginx (www-data) must be able to connect: the socket is open to others.
+        assert sock.exists() and sock.stat().st_mode & 0o006 == 0o006
         r = run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket", sock,
                  "http://hub.local/"])
         assert r.stdout == "200", r
