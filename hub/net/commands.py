@@ -94,8 +94,13 @@ def apply(settings, root: Path, reload: bool = True) -> list[Path]:
         tmp.chmod(0o600 if name == "hostapd.conf" else 0o644)
         os.replace(tmp, dest)
         written.append(dest)
+    # A staff network switched off leaves no address file behind.
+    stale = root / render.install_path("hub-staff.network").lstrip("/")
+    if "hub-staff.network" not in files and stale.exists():
+        stale.unlink()
     written += _enable_site(root)
     written += _include_firewall(root)
+    written += _dnsmasq_defaults(root)
     if reload:
         _reload_services()
     return written
@@ -127,6 +132,22 @@ def _include_firewall(root: Path) -> list[Path]:
     return [main]
 
 
+def _dnsmasq_defaults(root: Path) -> list[Path]:
+    """Stop Debian's dnsmasq service from making itself the hub's own resolver (via resolvconf).
+
+    Its DNS answers every name with the hub; the hub's own lookups (sync,
+    NTP) must keep going to the uplink's resolver.
+    """
+    path = root / "etc/default/dnsmasq"
+    line = 'DNSMASQ_EXCEPT="lo"'
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    if line in text.splitlines():
+        return []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.rstrip("\n") + ("\n" if text else "") + f"# commune hub\n{line}\n", encoding="utf-8")
+    return [path]
+
+
 def _run(cmd: list[str]) -> None:
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
@@ -135,6 +156,9 @@ def _run(cmd: list[str]) -> None:
 
 
 def _reload_services() -> None:
+    # Raspberry Pi OS keeps Wi-Fi soft-blocked until a country is set; hostapd sets it.
+    if shutil.which("rfkill"):
+        subprocess.run(["rfkill", "unblock", "wlan"], capture_output=True)
     _run(["nft", "-f", "/etc/hub/nftables.conf"])
     _run(["nginx", "-t", "-q"])
     _run(["systemctl", "unmask", "hostapd.service"])

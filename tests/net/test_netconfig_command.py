@@ -76,11 +76,13 @@ def test_apply_into_a_root_folder(config, tmp_path):
     link = root / "etc/nginx/sites-enabled/hub"
     assert os.readlink(link) == "/etc/nginx/sites-available/hub"
     assert not (root / "etc/nginx/sites-enabled/default").is_symlink()
+    assert 'DNSMASQ_EXCEPT="lo"' in (root / "etc/default/dnsmasq").read_text().splitlines()
     main = (root / "etc/nftables.conf").read_text()
     assert main.count('include "/etc/hub/nftables.conf"') == 1
     # Applying twice changes nothing more.
     assert hub(config, "netconfig", "apply", "--root", str(root)).returncode == 0
     assert (root / "etc/nftables.conf").read_text() == main
+    assert (root / "etc/default/dnsmasq").read_text().count("DNSMASQ_EXCEPT") == 1
     # The doctor's probe agrees the files are current, and notices when one is not.
     s = settings_mod.load(config, env={})
     assert checks.config_current(s, root).ok
@@ -117,3 +119,27 @@ def test_render_is_the_same_as_the_files_apply_writes(config, tmp_path):
     assert hub(config, "netconfig", "apply", "--root", str(root)).returncode == 0
     for name, text in render.render_all(s).items():
         assert (root / render.install_path(name).lstrip("/")).read_text() == text
+
+
+def test_apply_removes_the_staff_network_file_when_staff_wifi_is_switched_off(tmp_path):
+    root = tmp_path / "root"
+    on = write_toml(tmp_path / "on.toml", {"staff_ssid": "Staff", "staff_passphrase": "long enough pass"})
+    assert hub(on, "netconfig", "apply", "--root", str(root)).returncode == 0
+    staff = root / "etc/systemd/network/21-hub-staff.network"
+    assert staff.exists()
+    off = write_toml(tmp_path / "off.toml", {})
+    assert hub(off, "netconfig", "apply", "--root", str(root)).returncode == 0
+    assert not staff.exists()
+    assert "bss=" not in (root / "etc/hostapd/hostapd.conf").read_text()
+
+
+def test_live_apply_checks_files_with_the_real_tools_first(make_settings):
+    from hub.errors import HubError
+    from hub.net.commands import check_files
+
+    need("dnsmasq")
+    files = render.render_all(make_settings())
+    check_files(files)  # the rendered files pass
+    broken = {**files, "dnsmasq.conf": files["dnsmasq.conf"] + "dhcp-rnage=1\n"}
+    with pytest.raises(HubError, match="^dnsmasq.conf was refused by dnsmasq"):
+        check_files(broken)

@@ -37,6 +37,11 @@ def stack(tmp_path_factory):
     mp3 = encode(tone_wav(tmp / "tone.wav", seconds=1.0), "mp3", tmp)
     media_id = ctx.media.add_audio(mp3)
     web.audio = ctx.media.get(media_id)
+    png = tmp / "photo.png"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=red:s=64x48", "-frames:v", "1", str(png)], check=True
+    )
+    web.image = ctx.media.get(ctx.media.add_image(png))
     # Files no request may get: an HTML file beside the media, and a web-named file holding HTML.
     fake = str(uuid.uuid4())
     (web.settings.media_dir / f"{fake}.web.html").write_text("<script>alert(1)</script>")
@@ -116,6 +121,11 @@ def test_media_web_copies_served_with_type_from_extension(stack):
     assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     assert "sandbox" in r.headers["Content-Security-Policy"]
     assert r.content == (stack.settings.media_dir / name).read_bytes()
+    image = s.get(f"{stack.villager_url}/media/{stack.image['web_name']}")
+    assert stack.image["web_name"].endswith(".web.jpg")
+    assert image.status_code == 200 and image.headers["Content-Type"] == "image/jpeg"
+    assert image.content[:3] == b"\xff\xd8\xff"
+    assert image.headers["X-Content-Type-Options"] == "nosniff"
     # Phones seek in audio with range requests.
     part = s.get(f"{stack.villager_url}/media/{name}", headers={"Range": "bytes=0-99"})
     assert part.status_code == 206 and len(part.content) == 100
