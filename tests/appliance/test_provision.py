@@ -236,10 +236,13 @@ def pi_root(tmp_path) -> Path:
     (etc / "systemd" / "system").mkdir(parents=True)
     (root / "boot" / "firmware").mkdir(parents=True)
     (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n"
+                                "www-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\n"
                                 "pi:x:1000:1000::/home/pi:/bin/bash\n")
-    (etc / "group").write_text("root:x:0:\naudio:x:29:pi\ngpio:x:997:pi\npi:x:1000:\n")
-    (etc / "shadow").write_text("root:*:19000:0:99999:7:::\npi:*:19000:0:99999:7:::\n")
-    (etc / "gshadow").write_text("root:*::\naudio:*::pi\ngpio:!::pi\npi:!::\n")
+    (etc / "group").write_text("root:x:0:\nwww-data:x:33:\naudio:x:29:pi\ngpio:x:997:pi\n"
+                               "pi:x:1000:\n")
+    (etc / "shadow").write_text("root:*:19000:0:99999:7:::\nwww-data:*:19000:0:99999:7:::\n"
+                                "pi:*:19000:0:99999:7:::\n")
+    (etc / "gshadow").write_text("root:*::\nwww-data:*::\naudio:*::pi\ngpio:!::pi\npi:!::\n")
     for f in ("shadow", "gshadow"):
         (etc / f).chmod(0o640)
     (etc / "hosts").write_text("127.0.0.1\tlocalhost\n127.0.1.1\traspberrypi\n")
@@ -284,6 +287,9 @@ def test_first_boot_moves_a_provisioned_card_into_place(sd_image, tmp_path):
     group = (etc / "group").read_text()
     assert "hub" in next(line for line in group.splitlines() if line.startswith("audio:"))
     assert "hub" in next(line for line in group.splitlines() if line.startswith("gpio:"))
+    # nginx reads the phone copies of media through the hub group.
+    assert next(line for line in group.splitlines() if line.startswith("hub:")).endswith(
+        ":www-data")
 
     toml = etc / "hub" / "hub.toml"
     st = toml.stat()

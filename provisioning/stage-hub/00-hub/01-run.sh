@@ -31,6 +31,8 @@ ln -sf /opt/hub/venv/bin/hub /usr/local/bin/hub
 id hub >/dev/null 2>&1 || useradd --system --home-dir /var/lib/hub --no-create-home \
 	--shell /usr/sbin/nologin --user-group --groups audio,gpio hub
 install -d -o hub -g hub -m 0750 /var/lib/hub
+# nginx serves media files from /var/lib/hub/media through the hub group.
+usermod -a -G hub www-data
 
 # The clock: fake-hwclock restores the last saved time at boot (no RTC on a Pi).
 systemctl enable fake-hwclock.service
