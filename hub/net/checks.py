@@ -7,7 +7,6 @@ technician can act on. None of them changes anything.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import socket
@@ -195,6 +194,26 @@ def portal_answers(settings, base_url: str | None = None, timeout: float = 5.0) 
     )
 
 
+def web_settings(settings) -> Probe:
+    """Whether the app is set up for nginx in front of it and phones on the Wi-Fi."""
+    from urllib.parse import urlsplit
+
+    problems = []
+    if not settings.behind_proxy:
+        problems.append("behind_proxy is false (the app would see every phone as nginx)")
+    host = urlsplit(settings.portal_url).hostname if settings.portal_url else None
+    if host not in {settings.ap_address, *settings.hostnames}:
+        problems.append(f"portal_url {settings.portal_url or '(empty)'} is not the hub on the Wi-Fi")
+    if problems:
+        return Probe(
+            "web settings",
+            False,
+            "; ".join(problems),
+            f'in hub.toml: behind_proxy = true, portal_url = "http://{settings.ap_address}/"',
+        )
+    return Probe("web settings", True, f"behind nginx, portal at {settings.portal_url}")
+
+
 def firewall_loaded() -> Probe:
     """Whether the hub's nftables table is in the kernel."""
     r = _run(["nft", "list", "table", "inet", "hub"])
@@ -209,7 +228,7 @@ def firewall_loaded() -> Probe:
 
 def run_all(settings) -> list[Probe]:
     """Every network probe, in the order a technician would fix them."""
-    probes = [config_current(settings)]
+    probes = [config_current(settings), web_settings(settings)]
     for service in ("hostapd", "dnsmasq", "nginx"):
         probes.append(service_active(service))
     probes += [
@@ -220,7 +239,3 @@ def run_all(settings) -> list[Probe]:
         portal_answers(settings),
     ]
     return probes
-
-
-def is_root() -> bool:
-    return os.geteuid() == 0

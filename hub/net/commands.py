@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -39,7 +40,16 @@ def cmd_render(args) -> int:
     settings = load_settings(args)
     for path in render.write(Path(args.out), render.render_all(settings)):
         print(path)
+    _warn_web_settings(settings)
     return 0
+
+
+def _warn_web_settings(settings) -> None:
+    from hub.net.checks import web_settings
+
+    probe = web_settings(settings)
+    if not probe.ok:
+        print(f"hub: warning: {probe.detail}; set {probe.hint}", file=sys.stderr)
 
 
 def cmd_apply(args) -> int:
@@ -55,6 +65,7 @@ def cmd_apply(args) -> int:
     settings = load_settings(args)
     for path in apply(settings, root, reload=live and not args.no_reload):
         print(path)
+    _warn_web_settings(settings)
     return 0
 
 

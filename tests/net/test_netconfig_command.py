@@ -143,3 +143,15 @@ def test_live_apply_checks_files_with_the_real_tools_first(make_settings):
     broken = {**files, "dnsmasq.conf": files["dnsmasq.conf"] + "dhcp-rnage=1\n"}
     with pytest.raises(HubError, match="^dnsmasq.conf was refused by dnsmasq"):
         check_files(broken)
+
+
+def test_render_warns_when_the_app_is_not_set_up_for_nginx(tmp_path):
+    plain = write_toml(tmp_path / "plain.toml", {})
+    r = hub(plain, "netconfig", "render", "--out", str(tmp_path / "a"))
+    assert r.returncode == 0
+    assert "hub: warning: behind_proxy is false" in r.stderr
+    assert 'portal_url = "http://10.42.0.1/"' in r.stderr
+    ready = write_toml(tmp_path / "ready.toml", {"behind_proxy": True, "portal_url": "http://10.42.0.1/"})
+    r = hub(ready, "netconfig", "render", "--out", str(tmp_path / "b"))
+    assert r.returncode == 0 and r.stderr == ""
+    assert checks.web_settings(settings_mod.load(ready, env={})).ok

@@ -147,6 +147,8 @@ class WebStack:
 
     def _start(self) -> None:
         env = clean_env()
+        # gunicorn's control socket goes to $XDG_RUNTIME_DIR, else ~/.gunicorn: keep it in our folder.
+        env["XDG_RUNTIME_DIR"] = str(self.sockdir)
         r = subprocess.run(hub_cmd(self.config, "migrate"), capture_output=True, text=True, env=env)
         if r.returncode != 0:
             raise RuntimeError(f"hub migrate failed: {r.stderr}")
