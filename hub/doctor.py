@@ -438,6 +438,9 @@ class Doctor:
     # speech models ---------------------------------------------------------------------------
     def check_speech(self) -> Result:
         s = self.settings
+        health = _optional("hub.voice.health")
+        if health is not None and hasattr(health, "check"):
+            return self._voice_findings(health.check(s, self.db))
         engine = _optional("hub.voice.engine")
         problems, have = [], {}
         for lang, d in sorted((s.model_dirs or {}).items()):
@@ -467,6 +470,21 @@ class Doctor:
                                              " (installed: %(langs)s)"), values,
                           N_("No public Khmer model exists yet; clerks can transcribe by hand."))
         return Result("speech", OK, N_("Models installed for: %(langs)s"), values)
+
+    def _voice_findings(self, findings: list[tuple[str, str]]) -> Result:
+        """hub.voice.health's (level, message) findings as one result."""
+        errors = [m for level, m in findings if level == "error"]
+        warnings = [m for level, m in findings if level == "warning"]
+        fine = "; ".join(m for level, m in findings if level == "ok")
+        if errors:
+            return Result("speech", FAIL, N_("%(text)s"),
+                          {"text": "; ".join(errors + warnings), "ok": fine},
+                          N_("Each problem above says what to do; `hub model install DIR --lang"
+                             " LANG` installs a speech model."))
+        if warnings:
+            return Result("speech", WARN, N_("%(text)s"), {"text": "; ".join(warnings), "ok": fine},
+                          N_("No public Khmer model exists yet; clerks can transcribe by hand."))
+        return Result("speech", OK, N_("%(text)s"), {"text": fine, "ok": fine})
 
     # uplink --------------------------------------------------------------------------------
     def check_uplink(self) -> Result:

@@ -99,14 +99,19 @@ def test_a_healthy_hub_passes(healthy):
     assert report["ok"] is True and report["lang"] == "en"
     assert [c["id"] for c in report["checks"]] == list(CHECKS)
     status = {c["id"]: c["status"] for c in report["checks"]}
-    assert status == {**dict.fromkeys(CHECKS, "ok"), "access_point": "skip"}, report
+    by_id = {c["id"]: c for c in report["checks"]}
+    # Every hub warns that no Khmer speech model exists (none does, anywhere) and that the
+    # kiosk prompts are placeholders until a clerk records them; that is not a failure.
+    assert status.pop("speech") in ("ok", "warn"), by_id["speech"]
+    expect = {**dict.fromkeys(CHECKS, "ok"), "access_point": "skip"}
+    del expect["speech"]
+    assert status == expect, report
     for c in report["checks"]:
         assert set(c) >= {"id", "status", "title", "detail", "hint", "values"}
-        assert c["hint"] == ""
-    by_id = {c["id"]: c for c in report["checks"]}
+        assert c["hint"] == "" or c["status"] == "warn"
     assert "Trusted (from clerk)" in by_id["clock"]["detail"]
     assert "amplifier_pin=GPIO17" in by_id["gpio"]["detail"]
-    assert "ko" in by_id["speech"]["detail"]
+    assert "speech model for Korean (ko)" in by_id["speech"]["values"]["ok"]
     # ALSA and PortAudio printed nothing.
     assert r.stderr == "", r.stderr
 
@@ -151,11 +156,12 @@ def test_a_broken_hub_fails_with_a_hint_for_each_failure(broken):
     by_id = {c["id"]: c for c in report["checks"]}
     expect = {"config": "fail", "database": "fail", "disk": "fail", "clock": "skip",
               "access_point": "skip", "portal": "fail", "audio": "fail", "gpio": "fail",
-              "uplink": "warn", "sync": "skip"}
+              "speech": "fail", "uplink": "warn", "sync": "skip"}
     assert {k: by_id[k]["status"] for k in expect} == expect, report
     assert "setting volume" in by_id["config"]["detail"]
     assert "usb-loudspeaker" in by_id["audio"]["detail"]
     assert "same pin" in by_id["gpio"]["detail"]
+    assert "the kiosk refuses to record" in by_id["speech"]["detail"]  # hub.voice.health
     for c in report["checks"]:
         if c["status"] in ("fail", "warn"):
             assert c["hint"], f"{c['id']} has no fix hint"
@@ -167,7 +173,7 @@ def test_a_broken_hub_in_khmer(broken):
     config, env = broken
     r = doctor(config, "--lang", "km", "--skip", "access_point", **env)
     assert r.returncode == 1
-    assert r.stdout.count("✗") == 6, r.stdout
+    assert r.stdout.count("✗") == 7, r.stdout
     assert "បញ្ឈប់សេវា (systemctl stop hub.target)" in r.stdout  # the database's fix
     assert "ជើងតែមួយ" in r.stdout  # "the same pin"
     report = json.loads(doctor(config, "--json", "--lang", "km", "--skip", "access_point",
