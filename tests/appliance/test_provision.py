@@ -303,6 +303,12 @@ def test_first_boot_moves_a_provisioned_card_into_place(sd_image, tmp_path):
     loaded = settings.load(toml, env={})
     assert loaded.hub_name == "ឃុំ តេស្ត" and len(loaded.secret_key) == 64
 
+    assert loaded.behind_proxy is True and loaded.portal_url == "http://10.42.0.1/"
+    # The network part wrote the access point's files from the same settings.
+    hostapd = etc / "hostapd" / "hostapd.conf"
+    assert "ssid=Khum-Test" in hostapd.read_text().splitlines()
+    assert "warning" not in r.stderr, r.stderr
+
     assert (etc / "hostname").read_text() == "khum-test\n"
     assert "127.0.1.1\tkhum-test" in (etc / "hosts").read_text()
 
