@@ -399,3 +399,23 @@ def test_the_noatime_edit_of_fstab(tmp_path):
     lines = fstab.read_text().splitlines()
     assert "vfat    defaults,noatime" in lines[1]
     assert lines[2].count("noatime") == 1 and "noatime" not in lines[0]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("losetup"),
+                    reason="needs root for a loop device")
+def test_provision_a_card_as_a_block_device(sd_image, tmp_path):
+    """--device on a real block device (the image behind a loop device, as a card reader)."""
+    img, info = sd_image
+    setup = run(["losetup", "--find", "--show", img])
+    if setup.returncode != 0:
+        pytest.skip(f"no loop devices: {setup.stderr.strip()}")
+    loop = setup.stdout.strip()
+    try:
+        config = tmp_path / "hub.toml"
+        config.write_text(HUB_TOML, encoding="utf-8")
+        r = hub(["provision", "--device", loop, "--config", config], tmp_path)
+        assert r.returncode == 0, r.stderr
+    finally:
+        run(["losetup", "-d", loop])
+    assert mtype(img, info["boot_offset"], "hub/hub.toml").stdout == HUB_TOML
+    assert e2fsck(img, info["root_offset"]).returncode == 0
