@@ -33,10 +33,18 @@ class AlsaFile:
         self.conf.write_text(f"pcm.!default {{ {dev} }}\npcm.speaker {{ {dev} }}\n")
         self.out_glob = str(self.out) + "*"
 
+    def paced(self) -> AlsaFile:
+        """Make the devices real-time: a pacer reads the sound at 48 kHz into OUT.raw.<ns>."""
+        pacer = Path(__file__).with_name("pacer.py")
+        dev = (f'type file; slave.pcm {{ type null }}; file "|{sys.executable} {pacer} {self.out}";'
+               ' format "raw"')
+        self.conf.write_text(f"pcm.!default {{ {dev} }}\npcm.speaker {{ {dev} }}\n")
+        return self
+
     def files(self) -> list[Path]:
         """One file per stream opened, in order (OUT.raw, OUT.raw.0001, ...)."""
         found = [p for p in self.dir.glob("OUT.raw*")]
-        return sorted(found, key=lambda p: (p.name != "OUT.raw", p.name))
+        return sorted(found, key=lambda p: (p.name != "OUT.raw", len(p.name), p.name))
 
     def streams(self) -> list[bytes]:
         return [p.read_bytes() for p in self.files()]
