@@ -121,6 +121,7 @@ def replace(ctx, key: str, upload: Path, clerk: str = "") -> str:
     """Store a clerk's recording as the prompt *key*; return its media id."""
     if key not in PROMPTS:
         raise KeyError(key)
+    hub_id = ctx.hub_id
     row = ctx.media.prepare_audio(Path(upload), MAX_PROMPT_SECONDS)
     try:
         with transaction(ctx.db) as conn:
@@ -129,7 +130,7 @@ def replace(ctx, key: str, upload: Path, clerk: str = "") -> str:
                 "insert into voice_prompts (key, hub_id, media_id, updated_at, updated_by)"
                 " values (?, ?, ?, ?, ?) on conflict (key) do update set media_id = excluded.media_id,"
                 " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                (key, ctx.hub_id, row["id"], utcnow(), clerk))
+                (key, hub_id, row["id"], utcnow(), clerk))
     except BaseException:
         ctx.media.discard(row["id"])
         raise

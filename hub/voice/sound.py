@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import math
 import subprocess
 import threading
 import time
@@ -246,7 +247,7 @@ def record(
     vad = vad or new_vad()
     rec = Recording()
     chunks: list[bytes] = []
-    max_frames = int(max_seconds * 1000 / FRAME_MS)
+    max_frames = math.ceil(max_seconds * 1000 / FRAME_MS - 1e-9)
     silence_frames = int((silence_stop_seconds or 0) * 1000 / FRAME_MS)
     trailing_silence = 0
     started = clock()

@@ -84,13 +84,14 @@ def enqueue_new(ctx) -> int:
     if not missing:
         return 0
     now = utcnow()
+    hub_id = ctx.hub_id  # read before the transaction: the first read writes it
     n = 0
     with transaction(db) as conn:
         for m in missing:
             cur = conn.execute(
                 "insert or ignore into transcripts (id, hub_id, created_at, updated_at, media_id,"
                 " feedback_id, source, lang, state) values (?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-                (new_id(), ctx.hub_id, now, now, m["audio_id"], m["feedback_id"], m["source"],
+                (new_id(), hub_id, now, now, m["audio_id"], m["feedback_id"], m["source"],
                  m["lang"] or "km"))
             n += cur.rowcount
     return n
