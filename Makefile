@@ -29,7 +29,7 @@ run: system-run $(VENV)/.installed ## Set up and start the hub with demo data at
 test: system-test $(VENV)/.installed-test ## Set up and run every test
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-bench: system-test $(VENV)/.installed-test ## Print speed and memory figures side by side
+bench: system-bench $(VENV)/.installed-test ## Print speed and memory figures side by side
 	$(BIN)/python -m tests.bench $(BENCH)
 
 lint: $(VENV)/.installed-test ## Check style with ruff
@@ -56,6 +56,9 @@ system-run:
 
 system-test:
 	@provisioning/apt-install.sh $(APT_TEST)
+
+system-bench:
+	@provisioning/apt-install.sh $(APT_TEST) $(APT_BENCH)
 
 $(VENV)/bin/pip:
 	$(PYTHON) -m venv $(VENV)

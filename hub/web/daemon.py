@@ -21,6 +21,9 @@ def serve_gunicorn(settings, bind: str | None = None, workers: int = 2) -> int:
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", None)
             self.cfg.set("proc_name", "hub-web")
+            if "control_socket_disable" in self.cfg.settings:
+                # No runtime control socket: under ProtectSystem=strict there is nowhere to put it.
+                self.cfg.set("control_socket_disable", True)
 
         def load(self):
             return create_app(settings)
