@@ -118,6 +118,11 @@ class Doctor:
         log = logging.getLogger("hub.settings")
         level = log.level
         log.setLevel(logging.ERROR)
+        if path.exists() and not os.access(path, os.R_OK):
+            self.settings = settings_mod.load(None, env={}, overrides={})
+            log.setLevel(level)
+            return Result("config", FAIL, N_("%(path)s cannot be read by user %(user)s"),
+                          {"path": str(path), "user": _user()}, _AS_HUB_HINT)
         try:
             self.settings = settings_mod.load(self.config, env=self.env)
         except SettingsError as e:
@@ -205,6 +210,10 @@ class Doctor:
 
         s = self.settings
         path = Path(s.db_path)
+        data_dir = Path(s.data_dir)
+        if data_dir.exists() and not os.access(data_dir, os.R_OK | os.X_OK):
+            return Result("database", FAIL, N_("%(path)s cannot be read by user %(user)s"),
+                          {"path": str(data_dir), "user": _user()}, _AS_HUB_HINT)
         if not path.exists():
             return Result("database", FAIL, N_("No database at %(path)s"), {"path": str(path)},
                           N_("Run `hub migrate` as the hub user, or start the services:"
@@ -562,12 +571,23 @@ class Doctor:
         return results
 
 
+_AS_HUB_HINT = N_("Run the doctor as root or as the hub user: sudo -u hub hub doctor")
+
 _DB_RESTORE_HINT = N_("Stop the services (systemctl stop hub.target), keep a copy of the data"
                       " directory, then restore the database from a backup or from the central"
                       " server.")
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
+
+def _user() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
 
 
 def _optional(module: str):

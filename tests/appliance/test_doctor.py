@@ -300,3 +300,42 @@ def test_checking_an_active_low_relay_never_switches_it_on():
     finally:
         Device.pin_factory.close()
         Device.pin_factory = old
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root to run the doctor as another user")
+def test_run_as_a_user_who_cannot_read_the_data_it_says_so(tmp_path):
+    import tempfile
+
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if subprocess.run([*nobody, sys.executable, "-c", "import hub"], capture_output=True,
+                      cwd="/").returncode != 0:
+        pytest.skip("the checkout cannot be read by nobody here")
+    with tempfile.TemporaryDirectory() as d:
+        top = Path(d)
+        top.chmod(0o755)
+        data = top / "data"
+        from hub import db as dbmod
+
+        conn = dbmod.connect(data / "hub.db")
+        dbmod.migrate(conn)
+        conn.conn.close()
+        data.chmod(0o700)  # as /var/lib/hub is: the hub user's alone
+        config = top / "hub.toml"
+        config.write_text(f'data_dir = "{data}"\n')
+        config.chmod(0o644)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+        r = subprocess.run([*nobody, sys.executable, "-m", "hub.cli", "--config", str(config),
+                            "doctor", "--json", "--lang", "en", "--skip",
+                            "access_point,portal,audio"], capture_output=True, text=True,
+                           env=env, cwd=top, timeout=60)
+        db = next(c for c in json.loads(r.stdout)["checks"] if c["id"] == "database")
+        assert r.returncode == 1 and "cannot be read by user nobody" in db["detail"], db
+        assert "sudo -u hub hub doctor" in db["hint"]
+        config.chmod(0o600)
+        r = subprocess.run([*nobody, sys.executable, "-m", "hub.cli", "--config", str(config),
+                            "doctor", "--json", "--lang", "en", "--skip",
+                            "access_point,portal,audio"], capture_output=True, text=True,
+                           env=env, cwd=top, timeout=60)
+        cfg = json.loads(r.stdout)["checks"][0]
+        assert cfg["status"] == "fail" and "cannot be read by user nobody" in cfg["detail"]
