@@ -175,8 +175,8 @@ def test_hub_web_tells_systemd_it_is_ready(tmp_path):
         listener.close()
 
 
-def test_unit_comments_do_not_promise_what_the_units_lack():
-    """Every unit names its purpose: a Description and documentation for technicians."""
+def test_every_unit_has_a_description_and_documentation():
+    """Every unit names its purpose for a technician reading `systemctl status`."""
     for path in our_units():
         u = parse(path)
         assert u["Unit"]["Description"][0].startswith("Commune hub"), path.name
