@@ -16,11 +16,14 @@ def register(sub) -> None:
 
 
 def _context(args):
-    from hub.cli import load_settings, setup_logging
+    import logging
+
+    from hub.cli import load_settings
     from hub.context import open_context
 
     settings = load_settings(args)
-    setup_logging(settings.log_level)
+    # `hub` set up logging at "warning" before the settings were read.
+    logging.getLogger().setLevel(settings.log_level.upper())
     return open_context(settings)
 
 

@@ -1,0 +1,55 @@
+"""Fixtures for the sync tests: a central server process, a hub store, a faulty proxy."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub import settings as settings_mod
+from hub.context import open_context
+from tests.sync.procs import Central, FaultProxy, base_env
+
+
+@pytest.fixture
+def central(tmp_path):
+    c = Central(tmp_path / "central")
+    yield c
+    c.stop()
+
+
+class Hub:
+    """A hub's data directory: an in-process context to make records, env for `hub sync once`."""
+
+    def __init__(self, data_dir, url: str, token: str, **settings):
+        self.data_dir = data_dir
+        self.settings_values = {"central_url": url, "central_token": token,
+                                "sync_timeout_seconds": 3, **settings}
+        self.ctx = open_context(settings_mod.load(config=None, env={}, overrides={
+            "data_dir": data_dir, **self.settings_values}))
+
+    @property
+    def env(self) -> dict:
+        return base_env(self.data_dir, **self.settings_values)
+
+    def point_at(self, url: str) -> None:
+        self.settings_values["central_url"] = url
+
+
+@pytest.fixture
+def make_hub(tmp_path):
+    made = []
+
+    def make(url: str, token: str, name: str = "hub", **settings) -> Hub:
+        h = Hub(tmp_path / name, url, token, **settings)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.ctx.close()
+
+
+@pytest.fixture
+def proxy(central):
+    p = FaultProxy(central.port)
+    yield p
+    p.close()
