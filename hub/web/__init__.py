@@ -19,6 +19,7 @@ BLUEPRINTS = (
     "hub.web.clerk_feedback",
     "hub.web.clerk_sync",
     "hub.web.clerk_announcements",
+    "hub.web.clerk_voice",
 )
 
 

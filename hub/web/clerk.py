@@ -22,6 +22,8 @@ CONSOLE_MENU = [
     ("clerk_feedback.inbox", "inbox", N_("Feedback")),
     ("clerk_sync.status", "sync", N_("Sync")),
     ("clerk_announcements.index", "loudspeaker", N_("Announcements")),
+    ("clerk_voice.recordings", "mic", N_("Recordings")),
+    ("clerk_voice.prompts", "listen", N_("Kiosk prompts")),
 ]
 
 

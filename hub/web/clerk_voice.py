@@ -1,0 +1,146 @@
+"""Clerk console: recordings and their transcripts, corrections, and the kiosk's prompts."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from flask import Blueprint, abort, g, redirect, render_template, request, send_file, url_for
+
+from hub.media import MediaError
+from hub.web import hub_context, hub_settings
+from hub.web.i18n import N_, _
+from hub.web.security import login_required
+from hub.web.uploads import media_message
+
+bp = Blueprint("clerk_voice", __name__, url_prefix="/clerk/voice")
+
+LANGUAGE_WORDS = {"km": N_("Khmer"), "en": N_("English"), "ko": N_("Korean")}
+STATE_WORDS = {
+    "pending": N_("Waiting for the transcriber"),
+    "no_model": N_("Waiting: no speech model for its language"),
+    "done": N_("Transcribed"),
+    "failed": N_("Transcription failed"),
+    "verified": N_("Checked by a clerk"),
+}
+
+
+def _missing_models(db) -> list[dict]:
+    """Languages the hub hears but cannot transcribe, with how many recordings wait."""
+    from hub.voice import engine, transcripts
+
+    settings = hub_settings()
+    models = engine.installed_models(settings)
+    waiting = transcripts.waiting_by_language(db)
+    langs = sorted(({settings.kiosk_language} | set(waiting)) - set(models))
+    return [{"lang": lang, "waiting": waiting.get(lang, 0)} for lang in langs]
+
+
+@bp.app_context_processor
+def _voice_words():
+    return {"language_word": lambda code: _(LANGUAGE_WORDS.get(code, code)),
+            "transcript_state_word": lambda s: _(STATE_WORDS.get(s, s))}
+
+
+@bp.route("/")
+@login_required
+def recordings():
+    from hub.voice import transcripts
+
+    db = hub_context().db
+    transcripts.enqueue_new(hub_context())  # a phone upload shows here at once, as waiting
+    state = request.args.get("state") or None
+    items = transcripts.listing(db, state)
+    return render_template("clerk/voice_recordings.html", items=items, state=state,
+                           counts=transcripts.counts(db), missing=_missing_models(db),
+                           states=(*transcripts.STATES, "verified"))
+
+
+@bp.route("/<transcript_id>", methods=["GET", "POST"])
+@login_required
+def transcript(transcript_id: str):
+    from hub.voice import transcripts
+
+    ctx = hub_context()
+    row = transcripts.get(ctx.db, transcript_id)
+    if row is None:
+        abort(404)
+    error = None
+    if request.method == "POST":
+        try:
+            transcripts.correct(ctx, transcript_id, request.form.get("text", ""), g.user["username"])
+            return redirect(url_for("clerk_voice.transcript", transcript_id=transcript_id), code=303)
+        except ValueError:
+            error = _("That text is too long.")
+    return render_template("clerk/voice_transcript.html", item=row, error=error,
+                           missing=_missing_models(ctx.db) if row["state"] == "no_model" else [])
+
+
+@bp.route("/<transcript_id>/retry", methods=["POST"])
+@login_required
+def retry(transcript_id: str):
+    from hub.voice import transcripts
+
+    transcripts.retry(hub_context(), transcript_id)
+    return redirect(url_for("clerk_voice.transcript", transcript_id=transcript_id), code=303)
+
+
+@bp.route("/prompts", methods=["GET"])
+@login_required
+def prompts():
+    from hub.voice import prompts as prompts_mod
+
+    items = prompts_mod.listing(hub_context().db)
+    return render_template("clerk/voice_prompts.html", items=items, error=request.args.get("error"),
+                           saved=request.args.get("saved"),
+                           placeholders=sum(1 for p in items if p["placeholder"]))
+
+
+@bp.route("/prompts/<key>", methods=["POST"])
+@login_required
+def replace_prompt(key: str):
+    from hub.voice import prompts as prompts_mod
+
+    if key not in prompts_mod.PROMPTS:
+        abort(404)
+    ctx = hub_context()
+    if request.form.get("reset"):
+        prompts_mod.reset(ctx, key)
+        return redirect(url_for("clerk_voice.prompts", saved=key) + f"#p-{key}", code=303)
+    field = request.files.get("audio")
+    if field is None or not (field.filename or field.content_length):
+        return _prompts_error(key, _("Choose or record a sound first."))
+    with tempfile.TemporaryDirectory(prefix="hub-prompt-") as tmp:
+        path = Path(tmp) / "upload"
+        field.save(path)
+        if path.stat().st_size == 0:
+            return _prompts_error(key, _("Choose or record a sound first."))
+        try:
+            prompts_mod.replace(ctx, key, path, g.user["username"])
+        except MediaError as e:
+            if e.code == "too_long":
+                return _prompts_error(key, _("A prompt must be shorter than 30 seconds."))
+            return _prompts_error(key, media_message(e))
+    return redirect(url_for("clerk_voice.prompts", saved=key) + f"#p-{key}", code=303)
+
+
+def _prompts_error(key: str, message: str):
+    from hub.voice import prompts as prompts_mod
+
+    items = prompts_mod.listing(hub_context().db)
+    return render_template("clerk/voice_prompts.html", items=items, error=message, error_key=key,
+                           saved=None, placeholders=sum(1 for p in items if p["placeholder"])), 400
+
+
+@bp.route("/prompts/<key>/default.wav")
+@login_required
+def default_prompt(key: str):
+    from hub.voice import prompts as prompts_mod
+
+    if key not in prompts_mod.PROMPTS:
+        abort(404)
+    entry = prompts_mod.manifest().get("prompts", {}).get(key, {})
+    path = prompts_mod.PROMPTS_DIR / entry.get("file", f"{key}.wav")
+    if not path.is_file():
+        abort(404)
+    return send_file(path, mimetype="audio/wav", conditional=True)
