@@ -33,11 +33,12 @@ class AlsaFile:
         self.conf.write_text(f"pcm.!default {{ {dev} }}\npcm.speaker {{ {dev} }}\n")
         self.out_glob = str(self.out) + "*"
 
-    def paced(self) -> AlsaFile:
-        """Make the devices real-time: a pacer reads the sound at 48 kHz into OUT.raw.<ns>."""
+    def paced(self, speed: float = 1.0) -> AlsaFile:
+        """Make the devices real-time: a pacer reads the sound at 48 kHz into OUT.raw.<ns>
+        (*speed* times faster than real time, for tests that need many playouts)."""
         pacer = Path(__file__).with_name("pacer.py")
-        dev = (f'type file; slave.pcm {{ type null }}; file "|{sys.executable} {pacer} {self.out}";'
-               ' format "raw"')
+        dev = (f'type file; slave.pcm {{ type null }};'
+               f' file "|{sys.executable} {pacer} {self.out} {speed}"; format "raw"')
         self.conf.write_text(f"pcm.!default {{ {dev} }}\npcm.speaker {{ {dev} }}\n")
         return self
 

@@ -15,6 +15,7 @@ RATE_BYTES = 48000 * 2
 
 def main() -> int:
     out_path = f"{sys.argv[1]}.{time.time_ns()}"
+    speed = float(sys.argv[2]) if len(sys.argv) > 2 else 1.0  # >1: faster than real time
     start = time.monotonic()
     done = 0
     with open(out_path, "wb") as out:
@@ -25,9 +26,9 @@ def main() -> int:
             out.write(data)
             out.flush()
             done += len(data)
-            ahead = done / RATE_BYTES - (time.monotonic() - start)
-            if ahead > 0.2:
-                time.sleep(ahead - 0.2)
+            ahead = done / RATE_BYTES / speed - (time.monotonic() - start)
+            if ahead > 0.2 / speed:
+                time.sleep(ahead - 0.2 / speed)
 
 
 if __name__ == "__main__":
