@@ -36,6 +36,9 @@ def unit_tree(root: Path, units: list[Path]) -> Path:
     for name in PREFIX_BINARIES:
         (bindir / name).write_text("#!/bin/sh\n")
         (bindir / name).chmod(0o755)
+    usr_bin = root / "usr" / "bin"
+    usr_bin.mkdir(parents=True)
+    shutil.copy2("/usr/bin/env", usr_bin / "env")  # the units start the hub's commands through env
     sbin = root / "usr" / "local" / "sbin"
     sbin.mkdir(parents=True)
     shutil.copy2(FIRSTBOOT_DIR / "hub-firstboot", sbin / "hub-firstboot")
