@@ -201,6 +201,9 @@ class CentralStore:
             if conn.execute("select 1 from hubs where id = ?", (hub_id,)).fetchone():
                 raise CentralError("another hub already has this id")
             conn.execute("update hubs set id = ? where id = ?", (hub_id, pending_id))
+            # Publications addressed to the hub before its first hello.
+            conn.execute("update publications set targets = replace(targets, ?, ?) where targets like ?",
+                         (json.dumps(pending_id), json.dumps(hub_id), f"%{pending_id}%"))
 
     def hubs(self) -> list[dict]:
         rows = list(self.db.query("select * from hubs order by name"))

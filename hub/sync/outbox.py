@@ -398,14 +398,20 @@ def central_announcements(db) -> list[dict]:
 
 # --- Telegram mirror -------------------------------------------------------------------------
 
-def telegram_queue(db, since: str) -> int:
-    """Queue every public notice made since *since* that is not queued yet; return how many."""
+def telegram_watermark(db) -> int:
+    """The newest notice now; the mirror posts only notices made after it was switched on."""
+    return db.conn.execute("select coalesce(max(rowid), 0) from notices").fetchone()[0]
+
+
+def telegram_queue(db, after_rowid: int) -> int:
+    """Queue every notice newer than *after_rowid* that is not queued yet; return how many."""
     with transaction(db) as conn:
         cur = conn.execute(
             "insert into telegram_posts (notice_id, created_at)"
-            " select n.id, ? from notices n where n.created_at >= ?"
-            " and not exists (select 1 from telegram_posts t where t.notice_id = n.id)",
-            (utcnow(), since),
+            " select n.id, ? from notices n where n.rowid > ?"
+            " and not exists (select 1 from telegram_posts t where t.notice_id = n.id)"
+            " order by n.rowid",
+            (utcnow(), after_rowid),
         )
         return cur.rowcount
 

@@ -1,7 +1,7 @@
 """The Telegram mirror: each new public notice posted once to the commune's channel.
 
 Runs inside a sync cycle, so only while the uplink is up. Notices made
-since the mirror was first switched on are queued in ``telegram_posts``;
+after the mirror was first switched on are queued in ``telegram_posts``;
 each part (the text, then the audio) is recorded as soon as Telegram
 confirms it, so a retry after a failure or a crash never posts a part
 twice. A notice that keeps failing is given up after :data:`MAX_ATTEMPTS`
@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 
-from hub.db import utcnow
 from hub.sync import outbox
 from hub.sync.client import redact
 
@@ -62,11 +61,11 @@ class Mirror:
     def run(self, stopping=lambda: False) -> int:
         """Post what is pending; return how many notices were completed."""
         db = self.ctx.db
-        since = outbox.get_state(db, "telegram_since")
+        since = outbox.get_state(db, "telegram_after_rowid")
         if since is None:
-            since = utcnow()
-            outbox.set_state(db, telegram_since=since)
-        outbox.telegram_queue(db, since)
+            since = outbox.telegram_watermark(db)
+            outbox.set_state(db, telegram_after_rowid=since)
+        outbox.telegram_queue(db, int(since))
         done = 0
         for post in outbox.telegram_pending(db):
             if stopping():
@@ -98,11 +97,11 @@ class Mirror:
             parts["text"] = result["message_id"]
         if n.get("audio_name") and "audio" not in parts:
             path = self.ctx.media.path(n["audio_name"])
+            title = (n["title_km"] or n["title_en"]).replace("\u200b", "")
             with open(path, "rb") as f:
                 result = self._call(
                     "sendAudio",
-                    {"chat_id": self.chat, "caption": (n["title_km"] or n["title_en"])[:MAX_CAPTION],
-                     "title": (n["title_km"] or n["title_en"])[:60]},
+                    {"chat_id": self.chat, "caption": title[:MAX_CAPTION], "title": title[:60]},
                     files={"audio": (path.name, f, "audio/mpeg")},
                 )
             outbox.telegram_note_part(db, post["notice_id"], f"audio={result['message_id']}")
@@ -116,5 +115,6 @@ def message_text(n: dict) -> str:
     lines.append(("‼️ " if n["urgent"] else "") + title)
     for body in (n["body_km"], n["body_en"]):
         if body:
-            lines.append(body.replace("\u200b", ""))
-    return "\n\n".join(lines)
+            lines.append(body)
+    # The hub marks Khmer word breaks with zero-width spaces for the portal; Telegram wraps by itself.
+    return "\n\n".join(lines).replace("\u200b", "")
