@@ -1,0 +1,134 @@
+"""Announcer figures for `make bench`: lateness to the first sample, and idle CPU use.
+
+The real ``hub-announcer`` runs in a child process with an ALSA file-plugin
+device; 100 one-off announcements are due one second apart. Lateness is
+measured twice, side by side: by a watcher that notes when each new output
+file gets its first bytes (independent of the daemon), and from the
+``started_at`` the daemon writes in ``play_log``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+N = int(os.environ.get("HUB_BENCH_OCCURRENCES", "100"))
+IDLE_SECONDS = float(os.environ.get("HUB_BENCH_IDLE_SECONDS", "20"))
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _idle_baseline(seconds: float) -> float:
+    """CPU seconds of a bare Python process sleeping in 1-second steps, for comparison."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)"])
+    time.sleep(0.5)
+    before = _cpu_seconds(proc.pid)
+    time.sleep(seconds)
+    used = _cpu_seconds(proc.pid) - before
+    proc.kill()
+    proc.wait()
+    return used
+
+
+def run() -> list[tuple[str, str]]:
+    from hub import settings as settings_mod
+    from hub.announce import store
+    from hub.announce.schedule import Recurrence
+    from hub.context import open_context
+    from tests.announce.conftest import AlsaFile, add_loud_media, signature
+
+    tmp = Path(tempfile.mkdtemp(prefix="hub-bench-announce-"))
+    alsa = AlsaFile(tmp / "alsa")
+    settings = settings_mod.load(config=None, env={}, overrides={"data_dir": tmp / "data"})
+    ctx = open_context(settings)
+    ctx.clock.set_trusted_time("clerk", time.time())
+    media = add_loud_media(ctx, signature(500, 0.5))
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+    dues = []
+    for i in range(N):
+        due = start + timedelta(seconds=i)
+        local = due.astimezone(ZoneInfo(settings.timezone))
+        text = Recurrence("once", local.date(), local.time()).to_rrule(settings.timezone)
+        store.create(ctx, {"audio_id": media, "rrule": text}, now=start - timedelta(seconds=5))
+        dues.append(due.timestamp())
+
+    seen: list[float] = []
+    stop = threading.Event()
+
+    def watch():
+        known: set[str] = set()
+        while not stop.is_set():
+            for p in alsa.files():
+                if p.name not in known and p.stat().st_size > 0:
+                    known.add(p.name)
+                    seen.append(time.time())
+            time.sleep(0.0005)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    notify = tmp / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify))
+    env = alsa.env(HUB_DATA_DIR=str(settings.data_dir), HUB_AMPLIFIER_PIN="GPIO17",
+                   GPIOZERO_PIN_FACTORY="mock", HUB_AMPLIFIER_WARMUP_SECONDS="0.5",
+                   HUB_QUIET_HOURS_START="00:00", HUB_QUIET_HOURS_END="00:00",
+                   HUB_LOG_LEVEL="warning", NOTIFY_SOCKET=str(notify))
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "hub-announcer")], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        sock.settimeout(30)
+        sock.recv(4096)  # READY=1
+        deadline = time.time() + N + 30
+        while len(store.log(ctx.db, limit=N + 1)) < N and time.time() < deadline:
+            time.sleep(0.5)
+        time.sleep(2)
+        stop.set()
+        before = _cpu_seconds(proc.pid)
+        time.sleep(IDLE_SECONDS)
+        idle_cpu = _cpu_seconds(proc.pid) - before
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=20)
+        sock.close()
+    baseline = _idle_baseline(IDLE_SECONDS)
+    rows = store.log(ctx.db, limit=N + 1)
+    # Signed: a negative figure would mean a playout started early.
+    by_file = [(t - d) * 1000 for t, d in zip(seen, dues, strict=False)]
+    by_log = [(store.parse_time(r["started_at"]).timestamp() - store.parse_time(r["due_at"])
+               .timestamp()) * 1000 for r in rows if r["started_at"]]
+    played = sum(r["outcome"] == "played" for r in rows)
+    return [
+        ("announce: occurrences played / output files / due", f"{played} / {len(seen)} / {N}"),
+        ("announce: lateness to first sample, output file (p50 / p95 / max)",
+         f"{statistics.median(by_file):.0f} / {_p95(by_file):.0f} / {max(by_file):.0f} ms"),
+        ("announce: lateness to first sample, play_log (p50 / p95 / max)",
+         f"{statistics.median(by_log):.0f} / {_p95(by_log):.0f} / {max(by_log):.0f} ms"),
+        ("announce: idle announcer CPU", f"{100 * idle_cpu / IDLE_SECONDS:.3f} %"
+         f" ({idle_cpu * 3600 / IDLE_SECONDS:.0f} CPU-s per hour)"),
+        ("announce: idle bare python sleep loop CPU (baseline)",
+         f"{100 * baseline / IDLE_SECONDS:.3f} %"),
+    ]
+
+
+if __name__ == "__main__":
+    for label, value in run():
+        print(f"{label}: {value}")
