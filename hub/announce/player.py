@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import time
 import wave
 from array import array
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.errors import HubError
+
+log = logging.getLogger(__name__)
 
 RATE = 48000
 CHANNELS = 1
@@ -124,15 +127,23 @@ class Clip:
                 yield data
 
 
+def _chime(path: Path) -> list[Clip]:
+    # A missing chime must not silence the announcement itself: play without it.
+    if path.is_file():
+        return [Clip.wav(path)]
+    log.warning("chime %s is missing; playing without it", path)
+    return []
+
+
 def programme(audio: Path, repeats: int = 1, start_chime: Path = START_CHIME,
               end_chime: Path = END_CHIME) -> list[Clip]:
     """Start chime, the announcement *repeats* times with gaps, end chime."""
-    clips = [Clip.wav(start_chime), Clip.pause(PAD_SECONDS)]
+    clips = [*_chime(start_chime), Clip.pause(PAD_SECONDS)]
     for i in range(repeats):
         if i:
             clips.append(Clip.pause(GAP_SECONDS))
         clips.append(Clip.wav(audio))
-    clips += [Clip.pause(PAD_SECONDS), Clip.wav(end_chime)]
+    clips += [Clip.pause(PAD_SECONDS), *_chime(end_chime)]
     return clips
 
 

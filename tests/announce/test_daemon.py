@@ -252,3 +252,23 @@ def test_hung_playback_stops_the_watchdog_and_a_restart_recovers(ctx, alsa, tmp_
     assert by_id[hung]["detail"] == "interrupted by a restart"
     assert by_id[after]["outcome"] == "played"
     assert alsa.streams() == [expected_programme(signature(321, 0.2))]
+
+
+def test_hub_run_starts_the_announcer(ctx, alsa, tmp_path):
+    from hub.run import DAEMONS
+
+    assert DAEMONS["announcer"] == "hub.announce.daemon:Announcer"
+    env = alsa.env(HUB_DATA_DIR=str(ctx.settings.data_dir), HUB_AMPLIFIER_WARMUP_SECONDS="0")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "hub"), "run", "--only",
+                             "announcer"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        quick = play_now(ctx, signature(4321, 0.2))
+        wait_for(lambda: log_rows(ctx), timeout=20)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out.decode()[-2000:]
+    (row,) = log_rows(ctx)
+    assert row["announcement_id"] == quick and row["outcome"] == "played"
+    assert alsa.streams() == [expected_programme(signature(4321, 0.2))]
