@@ -144,6 +144,7 @@ def fingerprint(data: dict) -> str:
 def scan(ctx) -> int:
     """Turn new and changed rows of every source into outbox records; return how many."""
     db = ctx.db
+    _ = ctx.hub_id  # made (and stored) now, not inside the transactions below
     tables = set(db.table_names())
     made = 0
     for source in SOURCES:
@@ -229,10 +230,11 @@ def _enqueue_media(ctx, conn, media_id: str) -> None:
     """Queue the web copy of a media row (small: the line is paid) and its description."""
     if conn.execute("select 1 from sync_media where media_id = ?", (media_id,)).fetchone():
         return
-    row = conn.execute("select * from media where id = ?", (media_id,)).fetchone()
+    cur = conn.execute("select * from media where id = ?", (media_id,))
+    row = cur.fetchone()
     if row is None:
         return
-    m = dict(zip([d[0] for d in conn.execute("select * from media limit 0").description], row))
+    m = dict(zip([d[0] for d in cur.description], row, strict=True))
     from hub.media import sha256_of
 
     path = ctx.media.path(m["web_name"])

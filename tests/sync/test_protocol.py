@@ -279,7 +279,8 @@ class BotAPI:
                 return 502, "application/json", b'{"ok": false, "error_code": 502, "description": "Bad Gateway"}'
             msg = BytesParser().parsebytes(b"Content-Type: " + headers["Content-Type"].encode() + b"\r\n\r\n" + body)
             parts = {p.get_param("name", header="content-disposition"): p for p in msg.get_payload()}
-            self.audios.append({"chat_id": parts["chat_id"].get_payload(), "size": len(parts["audio"].get_payload(decode=True)),
+            self.audios.append({"chat_id": parts["chat_id"].get_payload(),
+                                "size": len(parts["audio"].get_payload(decode=True)),
                                 "caption": parts["caption"].get_payload(decode=True).decode()})
             return ok({"message_id": self.next_id})
         return 404, "application/json", b'{"ok": false, "description": "Not Found"}'

@@ -1,0 +1,193 @@
+"""The hub's outbox, limits, back-off and daemon, in process with the real store."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from hub import feedback
+from hub.db import run_script, transaction
+from hub.sync import outbox
+from hub.sync.client import SyncError, Throttle, check_url
+from hub.sync.daemon import Sync, next_delay
+from hub.sync.engine import run_cycle
+
+
+def records(ctx, kind=None) -> list[dict]:
+    import json
+
+    rows = [json.loads(r["body"]) for r in ctx.db.query("select body from sync_outbox order by seq")]
+    return [r for r in rows if kind is None or r["kind"] == kind]
+
+
+def test_a_table_that_does_not_exist_yet_is_skipped_then_picked_up(ctx, monkeypatch):
+    later = outbox.Source("sync_test_later", "later")
+    monkeypatch.setattr(outbox, "SOURCES", (*outbox.SOURCES, later))
+    assert outbox.scan(ctx) == 0  # no such table yet: no error
+    hub_id = ctx.hub_id
+    with transaction(ctx.db):
+        run_script(ctx.db, "create table sync_test_later (id text primary key, hub_id text, created_at text,"
+                           " text text);")
+        ctx.db.conn.execute("insert into sync_test_later values ('t1', ?, '2026-01-01T00:00:00+00:00', 'helo')",
+                            (hub_id,))
+    assert outbox.scan(ctx) == 1
+    (first,) = records(ctx, "later")
+    assert first["id"] == "t1" and first["data"] == {"text": "helo"} and first["hub_id"] == ctx.hub_id
+    assert outbox.scan(ctx) == 0
+    # A correction travels as its own record; the original's content never changes.
+    with transaction(ctx.db) as conn:
+        conn.execute("update sync_test_later set text = 'hello' where id = 't1'")
+    assert outbox.scan(ctx) == 1
+    (rev,) = records(ctx, "later.revision")
+    assert rev["id"] != "t1" and rev["data"] == {"of": "t1", "text": "hello"}
+    assert records(ctx, "later")[0] == first
+
+
+def test_the_real_sources_scan_whatever_tables_exist_now(ctx):
+    outbox.scan(ctx)  # transcripts and play_log may or may not exist yet; either way no error
+
+
+def test_a_clerks_reply_travels_as_a_revision(ctx):
+    fid = feedback.submit(ctx, {"category": "water", "body": "no water"})["id"]
+    assert outbox.scan(ctx) == 1
+    feedback.set_status(ctx, fid, "in_progress")
+    assert outbox.scan(ctx) == 1
+    feedback.set_status(ctx, fid, "answered", reply="Fixed on Monday")  # within the same second
+    assert outbox.scan(ctx) == 1
+    assert outbox.scan(ctx) == 0
+    revs = records(ctx, "feedback.revision")
+    assert [r["data"]["status"] for r in revs] == ["in_progress", "answered"]
+    assert revs[1]["data"]["reply"] == "Fixed on Monday" and revs[1]["data"]["of"] == fid
+    assert len({r["id"] for r in revs}) == 2
+
+
+def test_names_phones_and_voices_leave_only_with_consent(ctx, tmp_path):
+    from tests.phone_audio import tone_wav
+
+    row = ctx.media.prepare_audio(tone_wav(tmp_path / "a.wav", seconds=0.5))
+    private = feedback.submit(ctx, {"category": "land", "body": "x", "name": "Sok", "phone": "012345678"},
+                              row)["id"]
+    row2 = ctx.media.prepare_audio(tone_wav(tmp_path / "b.wav", seconds=0.5, freq=600))
+    shared = feedback.submit(ctx, {"category": "land", "body": "y", "name": "Dara", "phone": "099",
+                                   "consent_share": "1"}, row2)["id"]
+    outbox.scan(ctx)
+    by_id = {r["id"]: r for r in records(ctx)}
+    assert not {"name", "phone", "audio_id"} & set(by_id[private]["data"])
+    assert by_id[shared]["data"]["name"] == "Dara" and by_id[shared]["data"]["audio_id"] == row2["id"]
+    media = list(ctx.db.query("select media_id, sha256, state from sync_media"))
+    assert [m["media_id"] for m in media] == [row2["id"]] and media[0]["state"] == "pending"
+    assert by_id[row2["id"]]["kind"] == "media" and by_id[row2["id"]]["data"]["sha256"] == media[0]["sha256"]
+
+
+def test_a_record_is_marked_sent_only_by_id(ctx):
+    for i in range(3):
+        feedback.submit(ctx, {"category": "water", "body": str(i)})
+    outbox.scan(ctx)
+    ids = [r["id"] for r in outbox.pending(ctx.db, 10)]
+    outbox.mark(ctx.db, [ids[1], "not-in-the-outbox"], "sent")
+    assert [r["id"] for r in outbox.pending(ctx.db, 10)] == [ids[0], ids[2]]
+    assert outbox.counts(ctx.db) == {"pending": 2, "sent": 1, "conflict": 0, "refused": 0}
+
+
+def test_the_daily_budget_is_counted_per_day(ctx):
+    assert outbox.add_usage(ctx.db, "2026-03-01", 1000) == 1000
+    assert outbox.add_usage(ctx.db, "2026-03-01", 500) == 1500
+    assert outbox.usage(ctx.db, "2026-03-01") == 1500
+    assert outbox.usage(ctx.db, "2026-03-02") == 0
+    assert outbox.add_usage(ctx.db, "2026-03-02", 10) == 10
+
+
+def test_the_budget_stops_a_cycle(central, make_hub):
+    token = central.add_hub("kampong")
+    hub = make_hub(central.url, token, sync_daily_budget_mb=0.004, sync_batch_size=100)
+    for i in range(400):
+        feedback.submit(hub.ctx, {"category": "water", "body": f"a longer message number {i} " * 3})
+    out = run_cycle(hub.ctx)
+    assert out.online and "budget" in (out.error or "")
+    assert 0 < outbox.counts(hub.ctx.db)["pending"]
+    used = outbox.usage(hub.ctx.db, hub.ctx.clock.now().date().isoformat())
+    assert used <= 0.004 * 1024 * 1024
+    assert "budget" in outbox.get_state(hub.ctx.db, "last_error")
+
+
+def test_the_bandwidth_cap_paces_the_bytes():
+    throttle = Throttle(800)  # 100 kB/s
+    started = time.monotonic()
+    for _ in range(5):
+        throttle.take(20_000)
+    elapsed = time.monotonic() - started
+    assert 0.75 <= elapsed < 2.0
+    uncapped = Throttle(0)
+    started = time.monotonic()
+    uncapped.take(10**9)
+    assert time.monotonic() - started < 0.1
+
+
+@pytest.mark.parametrize("url, insecure, ok", [
+    ("https://central.example.org", False, True),
+    ("http://127.0.0.1:8080", False, True),
+    ("http://localhost:8080", False, True),
+    ("http://[::1]:8080", False, True),
+    ("http://192.0.2.10", False, False),
+    ("http://central.example.org", False, False),
+    ("http://192.0.2.10", True, True),
+])
+def test_https_is_required_except_on_loopback(url, insecure, ok):
+    if ok:
+        assert check_url(url, insecure)
+    else:
+        with pytest.raises(SyncError, match="https"):
+            check_url(url, insecure)
+
+
+def test_an_insecure_url_is_refused_before_anything_is_sent(make_settings):
+    from hub.context import open_context
+
+    ctx = open_context(make_settings(central_url="http://192.0.2.10", central_token="t" * 20))
+    out = run_cycle(ctx)
+    assert not out.online and "https" in out.message
+    ctx.close()
+
+
+def test_retries_back_off(make_settings):
+    s = make_settings(sync_interval_seconds=300, sync_max_backoff_seconds=3600)
+    assert next_delay(s, 0) == 300
+    waits = [next_delay(s, n, rand=lambda: 0.5) for n in range(1, 10)]
+    assert waits[:4] == [30, 60, 120, 240]
+    assert waits[-1] == 3600 and waits == sorted(waits)
+
+
+def test_the_daemon_idles_quietly_without_a_central_server(ctx):
+    from hub.run import DAEMONS, build_daemons
+
+    assert DAEMONS["sync"] == "hub.sync.daemon:Sync"
+    (daemon,) = build_daemons(ctx.settings, {"sync"})
+    assert isinstance(daemon, Sync)
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    assert daemon.ready.wait(10)
+    time.sleep(1.5)
+    daemon.quit()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert outbox.all_state(ctx.db) == {} and outbox.counts(ctx.db)["pending"] == 0
+
+
+def test_the_daemon_syncs_and_stops_promptly(central, make_hub):
+    token = central.add_hub("kampong")
+    hub = make_hub(central.url, token)
+    for i in range(30):
+        feedback.submit(hub.ctx, {"category": "water", "body": str(i)})
+    daemon = Sync(hub.ctx.settings)
+    thread = threading.Thread(target=daemon.run)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and outbox.counts(hub.ctx.db)["sent"] < 31:
+        time.sleep(0.2)
+    daemon.quit()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert outbox.counts(hub.ctx.db)["sent"] == 31  # 30 feedback and one health report
+    assert daemon.last.ok and daemon.failures == 0
