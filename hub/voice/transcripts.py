@@ -222,9 +222,10 @@ def counts(db) -> dict[str, int]:
 
 
 def waiting_by_language(db) -> dict[str, int]:
-    """How many recordings wait for a model, per language."""
+    """How many recordings are not yet transcribed, per language (shown for languages with no model)."""
     return {r["lang"]: r["n"] for r in db.query(
-        "select lang, count(*) as n from transcripts where state = 'no_model' group by lang")}
+        "select lang, count(*) as n from transcripts where state in ('pending', 'no_model')"
+        " group by lang")}
 
 
 def corpus_rows(db, lang: str | None = None) -> list[dict]:

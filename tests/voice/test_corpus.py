@@ -63,7 +63,7 @@ def test_export_is_a_valid_kaldi_data_dir_with_only_consented_verified_items(ctx
     assert "\u200b" not in everything
     assert any(t.split() == ["អណ្តូង", "ទឹក", "ខូច"] for t in words.values()), words
     # Audio: 16 kHz mono copies of the stored masters.
-    for utt, path in scp:
+    for _utt, path in scp:
         with wave.open(path) as w:
             assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
         assert path.startswith(str(out))
