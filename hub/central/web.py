@@ -14,8 +14,21 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from flask import (Blueprint, Flask, Response, abort, current_app, g, jsonify, redirect,
-                   render_template, request, send_file, session, url_for)
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    session,
+    url_for,
+)
 
 from hub import accounts
 from hub.central.store import KINDS, PENDING, CentralError, CentralStore
