@@ -276,7 +276,7 @@ def week():
     return render_template("clerk/announcement_week.html", days=shown, first=first, today=today,
                            prev=(first - timedelta(days=7)).isoformat(),
                            next=(first + timedelta(days=7)).isoformat(),
-                           saved=request.args.get("saved"), trusted=ctx.clock.trusted())
+                           saved=request.args.get("saved"))
 
 
 @bp.route("/log")
