@@ -116,19 +116,36 @@ def _plain_data(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in ("id", "hub_id", "created_at", "updated_at")}
 
 
+#: What of a transcript leaves the hub: the text and its correction, not the queue's bookkeeping.
+TRANSCRIPT_FIELDS = ("feedback_id", "media_id", "source", "lang", "state", "engine", "model", "text",
+                     "confidence", "audio_seconds", "transcribed_at", "corrected_text", "verified",
+                     "verified_at", "clock_trusted")
+
+
+def _transcript_data(row: dict) -> dict:
+    return {k: row[k] for k in TRANSCRIPT_FIELDS if k in row}
+
+
 @dataclass(frozen=True)
 class Source:
-    """A table whose rows travel to the central server, as records of *kind*."""
+    """A table whose rows travel to the central server, as records of *kind*.
+
+    *where* (SQL on the table's alias ``t``) picks the rows that may leave the hub.
+    """
 
     table: str
     kind: str
     data: object = _plain_data
+    where: str = ""
 
 
 #: Every table the hub sends. Tables of parts not built yet are skipped until they exist.
 SOURCES: tuple[Source, ...] = (
     Source("feedback", "feedback", _feedback_data),
-    Source("transcripts", "transcript"),
+    # A transcript is what a villager said: it leaves only with the speaker's consent, once done.
+    Source("transcripts", "transcript", _transcript_data,
+           "(t.state = 'done' or t.verified = 1)"
+           " and t.feedback_id in (select id from feedback where consent_share = 1)"),
     Source("play_log", "play"),
 )
 
@@ -163,12 +180,14 @@ def _scan_source(ctx, source: Source, has_updated_at: bool) -> int:
         recent = (datetime.now(UTC) - timedelta(seconds=RECENT_SECONDS)).isoformat(timespec="seconds")
         sql = (f"select t.*, s.fingerprint as _fp from {source.table} t left join sync_seen s"
                " on s.source = ? and s.source_id = t.id"
-               " where s.source_id is null or s.marker is not t.updated_at or t.updated_at >= ?")
+               " where (s.source_id is null or s.marker is not t.updated_at or t.updated_at >= ?)")
         args = [source.table, recent]
     else:
         sql = (f"select t.*, s.fingerprint as _fp from {source.table} t left join sync_seen s"
-               " on s.source = ? and s.source_id = t.id")
+               " on s.source = ? and s.source_id = t.id where 1")
         args = [source.table]
+    if source.where:
+        sql += f" and ({source.where})"
     made = 0
     batch: list[tuple[dict, dict, str | None]] = []
     for row in db.query(sql, args):

@@ -191,3 +191,46 @@ def test_the_daemon_syncs_and_stops_promptly(central, make_hub):
     assert not thread.is_alive()
     assert outbox.counts(hub.ctx.db)["sent"] == 31  # 30 feedback and one health report
     assert daemon.last.ok and daemon.failures == 0
+
+
+def test_transcripts_leave_when_done_or_corrected_and_only_with_consent(ctx, tmp_path):
+    from hub.voice import transcripts
+    from tests.phone_audio import tone_wav
+
+    def voice(body, consent, freq):
+        row = ctx.media.prepare_audio(tone_wav(tmp_path / f"{freq}.wav", seconds=0.5, freq=freq))
+        return feedback.submit(ctx, {"category": "water", "body": body, "consent_share": consent}, row)["id"]
+
+    shared, private = voice("shared", "1", 400), voice("private", "0", 500)
+    transcripts.enqueue_new(ctx)
+    outbox.scan(ctx)
+    assert records(ctx, "transcript") == [], "a pending transcript stays on the hub"
+    by_feedback = {t["feedback_id"]: t["id"] for t in ctx.db.query("select id, feedback_id from transcripts")}
+    transcripts.correct(ctx, by_feedback[shared], "អណ្តូងខូច", "clerk1")
+    transcripts.correct(ctx, by_feedback[private], "ផ្ទាល់ខ្លួន", "clerk1")
+    outbox.scan(ctx)
+    (sent,) = records(ctx, "transcript")
+    assert sent["id"] == by_feedback[shared] and sent["data"]["corrected_text"] == "អណ្តូងខូច"
+    assert "verified_by" not in sent["data"] and "attempts" not in sent["data"]
+    transcripts.correct(ctx, by_feedback[shared], "អណ្តូងទឹកខូច", "clerk1")
+    outbox.scan(ctx)
+    (rev,) = records(ctx, "transcript.revision")
+    assert rev["data"]["of"] == sent["id"] and rev["data"]["corrected_text"] == "អណ្តូងទឹកខូច"
+    assert all("ផ្ទាល់ខ្លួន" not in r["body"] for r in ctx.db.query("select body from sync_outbox"))
+
+
+def test_proof_of_play_rows_travel_as_play_records(ctx, tmp_path):
+    from datetime import UTC, datetime
+
+    from hub.announce import store
+    from tests.phone_audio import tone_wav
+
+    row = ctx.media.prepare_audio(tone_wav(tmp_path / "a.wav", seconds=0.5))
+    store.create(ctx, {"audio_id": row["id"], "title": "Vaccination day"}, media_rows=[row])
+    (occurrence,) = [r["id"] for r in ctx.db.query("select id from occurrences")]
+    now = datetime.now(UTC)
+    store.finish(ctx.db, ctx.hub_id, occurrence, "played", now, True, started=now, ended=now)
+    outbox.scan(ctx)
+    (play,) = records(ctx, "play")
+    assert play["data"]["title"] == "Vaccination day" and play["data"]["outcome"] == "played"
+    assert outbox.scan(ctx) == 0
