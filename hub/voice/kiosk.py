@@ -60,6 +60,8 @@ class Kiosk:
         self.pressed = threading.Event()
         self.stop = threading.Event()
         self.last: dict | None = None
+        #: Frames read in the current recording (what a watcher can wait on).
+        self.frames = 0
 
     # --- what the button calls ---
     def press(self) -> None:
@@ -76,6 +78,10 @@ class Kiosk:
 
     def play(self, keys: list[str]) -> None:
         self.sound.play(self.prompts.sequence(keys))
+        self.heartbeat()
+
+    def _frame_read(self) -> None:
+        self.frames += 1
         self.heartbeat()
 
     # --- a turn ---
@@ -113,11 +119,12 @@ class Kiosk:
         stream = self.sound.open_capture()
         try:
             self.stop.clear()
+            self.frames = 0
             self.state = "recording"
             self.led.set("recording")
             rec = snd.record_from(stream, max_seconds=s.max_record_seconds,
                                   silence_stop_seconds=s.silence_stop_seconds, stop=self.stop,
-                                  clock=self.clock, heartbeat=self.heartbeat)
+                                  clock=self.clock, heartbeat=self._frame_read)
         finally:
             self.state = "busy"
             stream.stop_stream()

@@ -41,9 +41,9 @@ def main(mode: str) -> int:
             button.drive_high()
             if mode == "press-stop":
                 deadline = time.monotonic() + 20
-                while daemon.kiosk.state != "recording" and time.monotonic() < deadline:
+                # Press once 3 s of audio (the speech) are in.
+                while daemon.kiosk.frames < 100 and time.monotonic() < deadline:
                     time.sleep(0.001)
-                time.sleep(0.06)  # past the debounce window
                 button.drive_low()
                 button.drive_high()
             deadline = time.monotonic() + 60
