@@ -73,11 +73,15 @@ def check_url(url: str, allow_insecure: bool) -> str:
 
 
 class Throttle:
-    """Paces bytes to at most *kbps* kilobits per second (0: no cap)."""
+    """Paces bytes to at most *kbps* kilobits per second (0: no cap).
 
-    def __init__(self, kbps: int, sleep: Callable[[float], None] = time.sleep):
+    Long waits are slept in slices with *beat* between them, so a slow cap
+    never starves systemd's watchdog.
+    """
+
+    def __init__(self, kbps: int, beat: Callable[[], None] = lambda: None):
         self.rate = kbps * 1000 / 8 if kbps > 0 else 0
-        self.sleep = sleep
+        self.beat = beat
         self._free_at = time.monotonic()
 
     def take(self, nbytes: int) -> None:
@@ -86,8 +90,9 @@ class Throttle:
         now = time.monotonic()
         start = max(now, self._free_at)
         self._free_at = start + nbytes / self.rate
-        if start > now:
-            self.sleep(start - now)
+        while (left := start - time.monotonic()) > 0:
+            time.sleep(min(left, 1.0))
+            self.beat()
 
 
 class CentralClient:
@@ -108,7 +113,7 @@ class CentralClient:
         self.ctx = ctx
         self.timeout = settings.sync_timeout_seconds
         self.budget = int(settings.sync_daily_budget_mb * 1024 * 1024)
-        self.throttle = Throttle(settings.sync_bandwidth_kbps)
+        self.throttle = Throttle(settings.sync_bandwidth_kbps, beat)
         self.beat = beat
         self.stopping = stopping
         self.session = requests.Session()

@@ -24,7 +24,7 @@ def next_delay(settings, failures: int, rand=random.random) -> float:
 
 
 class Sync(Daemon):
-    """Idles quietly while ``central_url`` is empty."""
+    """Sync with the central server whenever the uplink is up; idle while central_url is empty."""
 
     name = "hub-sync"
     poll_interval = 1.0
@@ -63,12 +63,18 @@ class Sync(Daemon):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`hub-sync [--config FILE]`, as the systemd unit runs it."""
+    import argparse
+
     from hub import settings as settings_mod
     from hub.cli import setup_logging
     from hub.errors import HubError
 
+    parser = argparse.ArgumentParser(prog="hub-sync", description=Sync.__doc__)
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file")
+    args = parser.parse_args(argv)
     try:
-        settings = settings_mod.load(argv[0] if argv else None)
+        settings = settings_mod.load(args.config)
         setup_logging(settings.log_level)
         return serve(Sync(settings))
     except HubError as e:
