@@ -159,3 +159,15 @@ def test_hub_record_refuses_silence_with_one_line(alsa_files, tmp_path):
     out = run_python(["-m", "hub.cli", "record", "--seconds", "2"], alsa.env(tmp_path / "data"))
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1].startswith("hub: error: heard no speech")
+
+
+def test_alsa_and_jack_start_up_noise_is_silenced(alsa_files, tmp_path):
+    alsa = alsa_files(silence(1))
+    env = alsa.env(tmp_path / "data")
+    make = "import pyaudio; p = pyaudio.PyAudio(); print(p.get_device_count()); p.terminate()"
+    loud = run_python(["-c", make], env)
+    quiet = run_python(["-c", "from hub.voice.sound import quiet_audio_libraries;"
+                              " quiet_audio_libraries(); " + make], env)
+    assert loud.returncode == quiet.returncode == 0
+    assert loud.stderr.strip(), "PortAudio was silent anyway: this test proves nothing here"
+    assert quiet.stderr == "" and quiet.stdout == loud.stdout
