@@ -112,6 +112,9 @@ def run_cycle(ctx, beat=lambda: None, stopping=lambda: False) -> Outcome:
             _mirror(ctx, out, stopping)
         except (SyncError, OSError) as e:
             out.error = client.redact(str(e))
+        except Exception as e:  # a bug or bad data must not stop the daemon; say what it was
+            log.exception("sync cycle failed")
+            out.error = client.redact(f"{type(e).__name__}: {e}")
     finally:
         out.wire_bytes = client.wire_bytes
         client.close()
@@ -209,7 +212,13 @@ def _pull(ctx, client: CentralClient, out: Outcome) -> None:
             if outbox.store_publication(db, pub):
                 out.pulled += 1
         for pub in outbox.unapplied_publications(db):
-            apply_publication(ctx, client, pub)
+            try:
+                apply_publication(ctx, client, pub)
+            except SyncError:
+                raise
+            except Exception as e:  # e.g. audio ffmpeg refuses: the others still apply
+                log.warning("publication %s not applied: %s", pub["id"], e)
+                out.extra.setdefault("not_applied", []).append(pub["id"])
         cursor = int(answer.get("cursor", since))
         if cursor > since:
             outbox.set_state(db, pull_cursor=cursor)

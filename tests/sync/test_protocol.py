@@ -317,3 +317,17 @@ def test_new_public_notices_are_posted_to_telegram_once(central, proxy, make_hub
     posts = list(hub.ctx.db.query("select state, message_ids from telegram_posts"))
     assert len(posts) == 2 and all(p["state"] == "posted" for p in posts)
     assert "123456:ABCdef-secret" not in json.dumps(outbox.all_state(hub.ctx.db))
+
+
+def test_a_publication_that_cannot_be_applied_does_not_stop_the_others(central, make_hub, tmp_path):
+    token = central.add_hub("kampong")
+    hub = make_hub(central.url, token)
+    bad = tmp_path / "not-audio.mp3"
+    bad.write_text("this is not a recording")
+    r = central.run("publish", "--title-en", "Broken recording", "--audio", str(bad))
+    bad_id = r.stdout.strip()
+    central.run("publish", "--title-en", "Market day")
+    rc, out, err = sync_once(hub.env)
+    assert rc == 0, err
+    assert out["extra"]["not_applied"] == [bad_id]
+    assert [n["title_en"] for n in notices.all_notices(hub.ctx.db)] == ["Market day"]
