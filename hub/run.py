@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import secrets
 import threading
-from pathlib import Path
 
 #: name -> "module:Class" of each daemon `hub run` starts beside the web app.
 DAEMONS: dict[str, str] = {
@@ -14,8 +13,6 @@ DAEMONS: dict[str, str] = {
     "transcriber": "hub.voice.transcriber_daemon:Transcriber",
     "announcer": "hub.announce.daemon:Announcer",
 }
-
-AUDIO_DIR = Path(__file__).resolve().parent.parent / "audio"
 
 
 def build_daemons(settings, only: set[str] | None = None) -> list:
@@ -46,7 +43,9 @@ def seed_demo(ctx, out) -> None:
 
     db = ctx.db
     if not db.conn.execute("select 1 from notices limit 1").fetchone():
-        audio = AUDIO_DIR / "demo" / "meeting-notice.ogg"
+        from hub.assets import audio_dir
+
+        audio = audio_dir() / "demo" / "meeting-notice.ogg"
         media_rows = [ctx.media.prepare_audio(audio)] if audio.exists() else []
         notices.create(ctx, {
             "title_km": "ប្រជុំឃុំ ថ្ងៃច័ន្ទ ម៉ោង ៨ ព្រឹក",

@@ -79,3 +79,27 @@ def test_names_are_made_by_the_server(ctx, phone_files):
     assert row["web_name"] == f"{row['id']}.web.mp3"
     with pytest.raises(ValueError):
         ctx.media.path("../hub.db")
+
+
+def test_amr_with_pauses_from_a_real_phone_is_accepted(ctx, tmp_path):
+    """AMR phones send comfort-noise (DTX) frames in pauses; ffmpeg skips them with complaints."""
+    wav = tmp_path / "pause.wav"
+    subprocess.run(["sox", "-R", "-n", "-r", "8000", "-c", "1", "-b", "16", str(wav), "synth", "1", "sine", "440",
+                    "vol", "0.5", ":", "synth", "2", "sine", "0", "vol", "0", ":", "synth", "1", "sine", "440",
+                    "vol", "0.5"], check=True, capture_output=True)
+    amr = tmp_path / "pause.amr"
+    subprocess.run(["sox", "-R", str(wav), "-t", "amr-nb", "-r", "8000", "-c", "1", str(amr)], check=True)
+    three_gp = tmp_path / "pause.3gp"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(amr), "-c", "copy", str(three_gp)], check=True)
+    row = ctx.media.prepare_audio(three_gp)
+    assert row["original_format"] == "m4a/3gp" and row["duration_ms"] >= 1800  # both tones survive
+
+
+def test_decode_errors_in_other_codecs_still_refuse(ctx, phone_files, tmp_path):
+    damaged = tmp_path / "damaged.ogg"
+    data = bytearray(phone_files["ogg"].read_bytes())
+    for i in range(200, len(data) - 200, 50):
+        data[i] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(MediaError):
+        ctx.media.prepare_audio(damaged)

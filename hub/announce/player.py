@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.assets import audio_dir
 from hub.errors import HubError
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ CHUNK_FRAMES = 2400
 PAD_SECONDS = 0.3
 #: Silence between two repeats of the announcement.
 GAP_SECONDS = 1.0
-AUDIO_DIR = Path(__file__).resolve().parent.parent.parent / "audio"
+AUDIO_DIR = audio_dir()
 START_CHIME = AUDIO_DIR / "chime-start.wav"
 END_CHIME = AUDIO_DIR / "chime-end.wav"
 
