@@ -72,7 +72,9 @@ class Transcriber(Daemon):
         return eng
 
     def poll(self) -> None:
-        self.work_once()
+        # One job at a time, back to back while the queue has work; then a pause.
+        while not self.quitting and self.work_once() is not None:
+            self.heartbeat()
 
     def work_once(self) -> str | None:
         """Queue new recordings and transcribe at most one; return the job's id, if any."""
