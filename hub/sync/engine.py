@@ -94,12 +94,9 @@ def run_cycle(ctx, beat=lambda: None, stopping=lambda: False) -> Outcome:
     try:
         try:
             hello = client.hello(health(ctx))
-        except (NotOnline, BudgetExhausted) as e:
-            out.message = f"not online: {e}" if isinstance(e, NotOnline) else str(e)
-            out.error = str(e)
-            return out
-        except Rejected as e:
-            out.message = f"not online: {e}"
+        except (NotOnline, Rejected, BudgetExhausted) as e:
+            # Rejected: signed, but refused (a revoked token): still no uplink for this hub.
+            out.message = str(e) if isinstance(e, BudgetExhausted) else f"not online: {e}"
             out.error = str(e)
             return out
         out.online = True
