@@ -31,7 +31,7 @@ from flask import (
 )
 
 from hub import accounts
-from hub.central.store import KINDS, PENDING, CentralError, CentralStore
+from hub.central.store import KINDS, MAX_MEDIA_BYTES, PENDING, CentralError, CentralStore
 from hub.sync import wire
 from hub.web.i18n import N_, _
 
@@ -265,6 +265,8 @@ def media_put(media_id: str):
         return _error(400, "Upload-Offset, Upload-Length and Upload-Sha256 are needed")
     if total != rec.get("bytes") or sha256 != rec.get("sha256"):
         return _error(400, "length or checksum differ from the media record")
+    if total > MAX_MEDIA_BYTES:
+        return _error(413, "the file is too large")
     if expected < 0 or expected > MAX_CHUNK:
         return _error(400, "a chunk needs a Content-Length of at most 8 MB")
     chunk = request.stream.read(expected)
