@@ -33,6 +33,10 @@ def register(sub) -> None:
     a.add_argument("--body-en", default="")
     a.add_argument("--urgent", action="store_true")
     a.add_argument("--audio", metavar="FILE", help="a recording to go with it")
+    a.add_argument("--play-at", metavar="TIME",
+                   help="announcements: when the loudspeakers play it, e.g. 2026-12-01T07:00 (hub time);"
+                        " default: as soon as each hub receives it")
+    a.add_argument("--repeats", type=int, default=1, help="announcements: times to play it in a row")
     a.add_argument("--to", action="append", metavar="HUB", help="hub name (repeat); default: all hubs")
     a.set_defaults(func=cmd_publish)
     a = csub.add_parser("export", help="write every record held to stdout")
@@ -120,6 +124,18 @@ def cmd_publish(args) -> int:
     store = _store(args)
     data = {"title_km": args.title_km, "title_en": args.title_en, "body_km": args.body_km,
             "body_en": args.body_en, "urgent": args.urgent}
+    if args.kind == "announcement":
+        if not args.audio:
+            raise CentralError("an announcement needs --audio")
+        if args.play_at:
+            from datetime import datetime
+
+            try:
+                datetime.fromisoformat(args.play_at)
+            except ValueError:
+                raise CentralError(f"--play-at {args.play_at!r} is not a date and time like 2026-12-01T07:00") from None
+            data["play_at"] = args.play_at
+        data["repeats"] = max(1, min(args.repeats, 5))
     targets = None
     if args.to:
         by_name = {h["name"]: h["id"] for h in store.hubs() if not h["revoked_at"]}

@@ -439,6 +439,9 @@ def publish():
         if expires:
             data["expires_at"] = expires if "T" in expires else expires + "T23:59:59+07:00"
         kind = f.get("kind") if f.get("kind") in KINDS else "notice"
+        play_at = (f.get("play_at") or "").strip()
+        if kind == "announcement" and play_at:
+            data["play_at"] = play_at
         targets = None if f.get("to") != "chosen" else f.getlist("hub")
         upload = request.files.get("audio")
         try:

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from hub import __version__
@@ -245,7 +246,58 @@ def apply_publication(ctx, client: CentralClient, pub: dict) -> None:
             notices.update(ctx, pub["id"], fields, media_rows=rows)
         if audio:
             outbox.set_state(ctx.db, **{key: audio["id"]})
+    elif pub["kind"] == "announcement":
+        _apply_announcement(ctx, client, pub)
     outbox.mark_applied(ctx.db, pub["id"])
+
+
+#: A centrally published announcement without a time plays this long after it arrives.
+ANNOUNCEMENT_LEAD = timedelta(minutes=2)
+
+
+def _apply_announcement(ctx, client: CentralClient, pub: dict) -> None:
+    """Put a centrally published announcement on the loudspeaker schedule, once.
+
+    It plays once at its ``play_at`` (or shortly after it arrives), through
+    the announcer like any scheduled item: quiet hours hold a routine one
+    until morning, and an untrusted clock holds it until the time is known.
+    Withdrawing it on the central server stops it here.
+    """
+    from zoneinfo import ZoneInfo
+
+    from hub.announce import schedule
+    from hub.announce import store as announcements
+
+    key = f"announcement_of:{pub['id']}"
+    existing = outbox.get_state(ctx.db, key)
+    if pub.get("withdrawn"):
+        if existing:
+            announcements.stop(ctx, existing)
+        return
+    if existing:
+        return
+    data = pub.get("data", {})
+    audio = data.get("audio")
+    if not audio:
+        log.warning("announcement %s has no audio to play; kept as published only", pub["id"])
+        return
+    tz = ZoneInfo(ctx.settings.timezone)
+    now = ctx.clock.now()
+    at = now + ANNOUNCEMENT_LEAD
+    if data.get("play_at"):
+        wanted = datetime.fromisoformat(data["play_at"])
+        wanted = wanted if wanted.tzinfo else wanted.replace(tzinfo=tz)
+        at = max(wanted, at)
+    local = at.astimezone(tz)
+    if local.second or local.microsecond:  # schedules are by the minute: round up, never early
+        local = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    rrule = schedule.Recurrence("once", local.date(), local.time()).to_rrule(ctx.settings.timezone)
+    row = _fetch_audio(ctx, client, audio)
+    announcement_id = announcements.create(ctx, {
+        "audio_id": row["id"], "title": data.get("title_km") or data.get("title_en") or "",
+        "rrule": rrule, "repeats": int(data.get("repeats") or 1), "urgent": bool(data.get("urgent")),
+    }, media_rows=[row], now=now)
+    outbox.set_state(ctx.db, **{key: announcement_id})
 
 
 def _fetch_audio(ctx, client: CentralClient, audio: dict) -> dict:
