@@ -5,9 +5,10 @@
   on the same audio, in the same process, alternated, medians of 3.
 - Peak RSS of a transcriber process that has loaded the Korean model and
   transcribed.
-- Portal p95 latency (gunicorn, 4 keep-alive clients) while idle, and while
-  a ``hub-transcriber`` process works through a queue, at its configured
-  niceness and, for comparison, at niceness 0.
+- Portal p95 latency (gunicorn, 4 keep-alive clients) while a
+  ``hub-transcriber`` process works through a queue, against idle windows
+  interleaved with the busy ones (the transcriber frozen with SIGSTOP), at
+  its configured niceness and, for comparison, at niceness 0.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -206,19 +208,32 @@ def run() -> list[tuple[str, str]]:
     nice = load(env={}).transcriber_nice
     hub = LiveHub(data, gunicorn=True).start()
     try:
-        idle, n_idle = _p95(hub.url + "/")
-        rows.append(("portal p95 GET /, 4 clients: idle", f"{idle:.1f} ms ({n_idle} requests)"))
         for niceness in (nice, 0):
             _queue(data, wav, 6)
             proc, log = _transcriber_running(data, niceness)
+            idle, busy, n = [], [], [0, 0]
             try:
                 _wait_busy(data, proc)
-                busy, n_busy = _p95(hub.url + "/")
+                # Interleaved windows, so the machine's other load hits both alike:
+                # the transcriber frozen (SIGSTOP) is "idle", running is "busy".
+                for _ in range(3):
+                    proc.send_signal(signal.SIGSTOP)
+                    p95, count = _p95(hub.url + "/", seconds=5)
+                    idle.append(p95)
+                    n[0] += count
+                    proc.send_signal(signal.SIGCONT)
+                    p95, count = _p95(hub.url + "/", seconds=5)
+                    busy.append(p95)
+                    n[1] += count
                 still = proc.poll() is None
             finally:
+                proc.send_signal(signal.SIGCONT)
                 _stop(proc, log)
-            rows.append((f"portal p95 while transcribing (nice {niceness})",
-                         f"{busy:.1f} ms ({n_busy} requests), ratio to idle {busy / idle:.2f}"
+            i, b = statistics.median(idle), statistics.median(busy)
+            rows.append(("portal p95 GET /, 4 clients: idle (median of 3 x 5 s)",
+                         f"{i:.1f} ms ({n[0]} requests)"))
+            rows.append((f"portal p95 while transcribing at nice {niceness}",
+                         f"{b:.1f} ms ({n[1]} requests), ratio to idle {b / i:.2f}"
                          + ("" if still else " [transcriber ended early]")))
     finally:
         hub.stop()
