@@ -259,11 +259,11 @@ def load_vosk_model(path: Path):
         problem = model_problem(Path(path))
         if problem:
             raise ModelError(problem)
+        _MODELS.clear()  # one model in memory at a time: a Pi has little RAM
         try:
             model = vosk.Model(key)
         except Exception as e:  # vosk raises a bare Exception when Kaldi refuses the files
             raise ModelError(f"cannot load the speech model in {path}: {e}") from None
-        _MODELS.clear()  # one model in memory at a time: a Pi has little RAM
         _MODELS[key] = model
     return model
 
