@@ -26,7 +26,14 @@ def N_(message: str) -> str:
     return message
 
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent.parent / "audio" / "prompts"
+
+
+def prompts_dir() -> Path:
+    """``audio/prompts`` in a checkout, or where an installed hub keeps its shipped audio."""
+    from hub.assets import audio_dir
+
+    return audio_dir() / "prompts"
+
 MANIFEST = "manifest.json"
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -54,8 +61,9 @@ PROMPTS: dict[str, str] = {
 MAX_PROMPT_SECONDS = 30
 
 
-def make_placeholders(out_dir: Path = PROMPTS_DIR) -> dict:
+def make_placeholders(out_dir: Path | None = None) -> dict:
     """Make synthetic placeholder prompts with espeak-ng and sox, and their manifest."""
+    out_dir = out_dir or prompts_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = {}
     for key, text in PROMPTS.items():
@@ -85,9 +93,9 @@ def make_placeholders(out_dir: Path = PROMPTS_DIR) -> dict:
     return manifest
 
 
-def manifest(prompts_dir: Path = PROMPTS_DIR) -> dict:
+def manifest(directory: Path | None = None) -> dict:
     try:
-        return json.loads((prompts_dir / MANIFEST).read_text(encoding="utf-8"))
+        return json.loads(((directory or prompts_dir()) / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {"placeholder": True, "prompts": {}}
 
@@ -98,14 +106,15 @@ def replacements(db) -> dict[str, dict]:
         " m.master_name, m.duration_ms from voice_prompts p join media m on m.id = p.media_id")}
 
 
-def listing(db, prompts_dir: Path = PROMPTS_DIR) -> list[dict]:
+def listing(db, directory: Path | None = None) -> list[dict]:
     """Every prompt with its text, and whether a clerk's recording or the default is used."""
-    shipped = manifest(prompts_dir).get("prompts", {})
+    directory = directory or prompts_dir()
+    shipped = manifest(directory).get("prompts", {})
     replaced = replacements(db)
     out = []
     for key, text in PROMPTS.items():
         default = shipped.get(key, {})
-        default_file = prompts_dir / default.get("file", f"{key}.wav")
+        default_file = directory / default.get("file", f"{key}.wav")
         r = replaced.get(key)
         out.append({
             "key": key, "text": text,
@@ -146,9 +155,9 @@ def reset(ctx, key: str) -> None:
 class PromptPlayer:
     """Finds each prompt's sound (replacement first, else the default) as 16 kHz PCM."""
 
-    def __init__(self, ctx, prompts_dir: Path = PROMPTS_DIR):
+    def __init__(self, ctx, directory: Path | None = None):
         self.ctx = ctx
-        self.dir = prompts_dir
+        self.dir = directory or prompts_dir()
         self._cache: dict[tuple[str, str], bytes] = {}
         self._lock = threading.Lock()
 
@@ -189,4 +198,4 @@ def digit_keys(receipt: str) -> list[str]:
 
 if __name__ == "__main__":
     made = make_placeholders()
-    print(f"made {len(made['prompts'])} placeholder prompts in {PROMPTS_DIR}", file=sys.stderr)
+    print(f"made {len(made['prompts'])} placeholder prompts in {prompts_dir()}", file=sys.stderr)

@@ -140,7 +140,7 @@ def default_prompt(key: str):
     if key not in prompts_mod.PROMPTS:
         abort(404)
     entry = prompts_mod.manifest().get("prompts", {}).get(key, {})
-    path = prompts_mod.PROMPTS_DIR / entry.get("file", f"{key}.wav")
+    path = prompts_mod.prompts_dir() / entry.get("file", f"{key}.wav")
     if not path.is_file():
         abort(404)
     return send_file(path, mimetype="audio/wav", conditional=True)
