@@ -398,18 +398,28 @@ class Doctor:
     # audio ---------------------------------------------------------------------------------
     def check_audio(self) -> Result:
         s = self.settings
+        from hub import sound
+
         try:
-            devices, find = _sound_devices()
+            with _stderr_silenced():
+                pa = sound.open_pyaudio()
         except Exception as e:
             return Result("audio", FAIL, N_("PortAudio cannot list sound devices: %(error)s"),
                           {"error": str(e)},
                           N_("Check that the sound card is plugged in: `aplay -l`, `arecord -l`."))
         missing = []
-        for direction, name in (("output", s.audio_output_device), ("input", s.audio_input_device)):
-            if not find(devices, name, direction):
-                missing.append(f"{direction} {name!r}")
+        try:
+            listed = sound.devices(pa, "output") + sound.devices(pa, "input")
+            names = ", ".join(sorted({str(d["name"]) for d in listed}))
+            for direction, name in (("output", s.audio_output_device), ("input", s.audio_input_device)):
+                try:
+                    sound.find_device(pa, name, direction)
+                except sound.SoundDeviceError:
+                    missing.append(f"{direction} {name!r}")
+        finally:
+            pa.terminate()
         if missing:
-            names = ", ".join(sorted({d["name"] for d in devices})) or "-"
+            names = names or "-"
             return Result("audio", FAIL, N_("Not found: %(missing)s (PortAudio lists: %(names)s)"),
                           {"missing": ", ".join(missing), "names": names},
                           N_("Plug in the sound card, or set audio_output_device and"
@@ -702,63 +712,6 @@ def _http_status_unix(path: str, timeout: float) -> int | str:
         return e.strerror or str(e)
     finally:
         conn.close()
-
-
-def _sound_devices():
-    """PortAudio's devices (ALSA quiet), and a finder that matches names as the daemons do."""
-    sound = _optional("hub.voice.sound")
-    if sound is not None and hasattr(sound, "quiet_audio_libraries"):
-        sound.quiet_audio_libraries()
-    else:
-        _quiet_alsa()
-    import pyaudio
-
-    with _stderr_silenced():
-        pa = pyaudio.PyAudio()
-    try:
-        devices = [pa.get_device_info_by_index(i) for i in range(pa.get_device_count())]
-        defaults = {}
-        for direction, get in (("input", pa.get_default_input_device_info),
-                               ("output", pa.get_default_output_device_info)):
-            try:
-                defaults[direction] = int(get()["index"])
-            except OSError:
-                defaults[direction] = None
-    finally:
-        pa.terminate()
-
-    def find(devs: list[dict], name: str, direction: str) -> bool:
-        key = "maxInputChannels" if direction == "input" else "maxOutputChannels"
-        usable = [d for d in devs if d.get(key, 0) > 0]
-        if name in ("", "default") and defaults.get(direction) is not None:
-            return True
-        return any(d["name"] == name or f"({name})" in d["name"]
-                   or name.lower() in d["name"].lower() for d in usable)
-
-    return devices, find
-
-
-_ALSA_HANDLERS: list = []
-
-
-def _quiet_alsa() -> None:
-    import ctypes
-    import ctypes.util
-
-    if _ALSA_HANDLERS:
-        return
-    name = ctypes.util.find_library("asound")
-    if name:
-        try:
-            lib = ctypes.CDLL(name)
-            proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                                     ctypes.c_int, ctypes.c_char_p)
-            handler = proto(lambda *a: None)
-            lib.snd_lib_error_set_handler(handler)
-            _ALSA_HANDLERS.append(handler)
-        except (OSError, AttributeError):
-            pass
-    _ALSA_HANDLERS.append(None)
 
 
 class _stderr_silenced:

@@ -13,8 +13,6 @@ announcement, or a shutdown).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import time
 import wave
@@ -25,6 +23,7 @@ from pathlib import Path
 
 from hub.assets import audio_dir
 from hub.errors import HubError
+from hub.sound import SoundDeviceError, devices, find_device, open_pyaudio
 
 log = logging.getLogger(__name__)
 
@@ -42,44 +41,12 @@ START_CHIME = AUDIO_DIR / "chime-start.wav"
 END_CHIME = AUDIO_DIR / "chime-end.wav"
 
 
-class AudioDeviceError(HubError):
+class AudioDeviceError(SoundDeviceError):
     """The ALSA device named in the settings is missing or refuses to play."""
 
 
 class ClipError(HubError):
     """A sound file the player cannot play as it is (wrong format, unreadable)."""
-
-
-# --- quiet start-up ---------------------------------------------------------------------------
-
-_handlers: list = []
-
-
-def silence_library_noise() -> None:
-    """Install no-op error handlers in libasound and libjack, before PyAudio() is made.
-
-    PortAudio probes every ALSA device and the JACK server at start-up, and
-    both libraries print dozens of harmless complaints to stderr. A
-    technician should see our one-line messages, not that noise.
-    """
-    if _handlers:
-        return
-    alsa_handler_t = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                                      ctypes.c_int, ctypes.c_char_p)
-    jack_handler_t = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
-    alsa_noop = alsa_handler_t(lambda *args: None)
-    jack_noop = jack_handler_t(lambda msg: None)
-    _handlers.extend([alsa_noop, jack_noop])  # ctypes callbacks must outlive their use
-    for name, setup in (("asound", lambda lib: lib.snd_lib_error_set_handler(alsa_noop)),
-                        ("jack", lambda lib: (lib.jack_set_error_function(jack_noop),
-                                              lib.jack_set_info_function(jack_noop)))):
-        path = ctypes.util.find_library(name)
-        if not path:
-            continue
-        try:
-            setup(ctypes.CDLL(path))
-        except (OSError, AttributeError):
-            pass
 
 
 # --- what is played ---------------------------------------------------------------------------
@@ -195,37 +162,18 @@ class Player:
 
     def _start(self) -> None:
         if self._pa is None:
-            silence_library_noise()
-            import pyaudio
-
-            self._pa = pyaudio.PyAudio()
+            self._pa = open_pyaudio()
 
     def output_devices(self) -> list[str]:
         """Names of the output devices PortAudio sees."""
         self._start()
-        pa = self._pa
-        names = []
-        for i in range(pa.get_device_count()):
-            info = pa.get_device_info_by_index(i)
-            if info.get("maxOutputChannels", 0) > 0:
-                names.append(str(info["name"]))
-        return names
+        return [str(d["name"]) for d in devices(self._pa, "output")]
 
     def _find(self) -> int:
-        names = self.output_devices()
-        indexes = {}
-        for i in range(self._pa.get_device_count()):
-            info = self._pa.get_device_info_by_index(i)
-            if info.get("maxOutputChannels", 0) > 0:
-                indexes.setdefault(str(info["name"]), i)
-        # PortAudio names hardware devices "card: description (hw:0,0)".
-        for test in (lambda n: n == self.device, lambda n: n.endswith(f"({self.device})"),
-                     lambda n: n.startswith(self.device + ":")):
-            for n in names:
-                if test(n):
-                    return indexes[n]
-        shown = ", ".join(names[:8]) or "none"
-        raise AudioDeviceError(f"audio device {self.device!r} not found (output devices: {shown})")
+        try:
+            return find_device(self._pa, self.device, "output")
+        except SoundDeviceError as e:
+            raise AudioDeviceError(str(e)) from None
 
     def play(self, clips: list[Clip], should_stop: Callable[[], bool] | None = None,
              on_first_sample: Callable[[], object] | None = None) -> PlayResult:

@@ -6,8 +6,6 @@ webrtcvad and the speech models want. Frames are 30 ms (480 samples).
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import math
 import subprocess
@@ -18,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.errors import HubError
+from hub.sound import SoundDeviceError, find_device, open_pyaudio
 
 log = logging.getLogger(__name__)
 
@@ -35,47 +33,8 @@ MIN_SPEECH_SECONDS = 0.4
 TRIM_MARGIN_SECONDS = 0.3
 
 
-class SoundError(HubError):
+class SoundError(SoundDeviceError):
     """The microphone or speaker cannot be used."""
-
-
-# --- keeping ALSA and JACK quiet -------------------------------------------------------------
-
-_HANDLERS: list = []  # the ctypes callbacks must outlive the libraries that call them
-
-
-def quiet_audio_libraries() -> None:
-    """Install no-op error handlers in libasound and libjack, before ``PyAudio()``.
-
-    PortAudio probes every ALSA and JACK device it can think of and each
-    failed probe prints a line; on a kiosk those lines only hide real errors.
-    """
-    if _HANDLERS:
-        return
-    alsa_name = ctypes.util.find_library("asound")
-    if alsa_name:
-        try:
-            alsa = ctypes.CDLL(alsa_name)
-            # void (*)(const char *file, int line, const char *func, int err, const char *fmt, ...)
-            proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
-                                     ctypes.c_int, ctypes.c_char_p)
-            handler = proto(lambda *args: None)
-            alsa.snd_lib_error_set_handler(handler)
-            _HANDLERS.append(handler)
-        except (OSError, AttributeError):
-            pass
-    jack_name = ctypes.util.find_library("jack")
-    if jack_name:
-        try:
-            jack = ctypes.CDLL(jack_name)
-            proto = ctypes.CFUNCTYPE(None, ctypes.c_char_p)
-            handler = proto(lambda msg: None)
-            jack.jack_set_error_function(handler)
-            jack.jack_set_info_function(handler)
-            _HANDLERS.append(handler)
-        except (OSError, AttributeError):
-            pass
-    _HANDLERS.append(None)  # marks "done" even when neither library is present
 
 
 # --- devices ---------------------------------------------------------------------------------
@@ -89,11 +48,10 @@ class Sound:
     """
 
     def __init__(self, input_device: str = "default", output_device: str = "default"):
-        quiet_audio_libraries()
         import pyaudio
 
         self._pyaudio_mod = pyaudio
-        self.pa = pyaudio.PyAudio()
+        self.pa = open_pyaudio()
         self.input_device = input_device
         self.output_device = output_device
         self._lock = threading.Lock()
@@ -113,24 +71,11 @@ class Sound:
     def devices(self) -> list[dict]:
         return [self.pa.get_device_info_by_index(i) for i in range(self.pa.get_device_count())]
 
-    def _index(self, name: str, direction: str) -> int | None:
-        key = "maxInputChannels" if direction == "input" else "maxOutputChannels"
-        usable = [d for d in self.devices() if d.get(key, 0) > 0]
-        if name in ("", "default"):
-            try:
-                info = (self.pa.get_default_input_device_info() if direction == "input"
-                        else self.pa.get_default_output_device_info())
-                return int(info["index"])
-            except OSError:
-                pass
-        for match in (lambda d: d["name"] == name,
-                      lambda d: f"({name})" in d["name"],
-                      lambda d: name.lower() in d["name"].lower()):
-            for d in usable:
-                if match(d):
-                    return int(d["index"])
-        names = ", ".join(sorted({d["name"] for d in usable})) or "none"
-        raise SoundError(f"no {direction} sound device {name!r} (found: {names})")
+    def _index(self, name: str, direction: str) -> int:
+        try:
+            return find_device(self.pa, name, direction)
+        except SoundDeviceError as e:
+            raise SoundError(str(e)) from None
 
     def open_capture(self, frames_per_buffer: int = FRAME_SAMPLES):
         """A blocking 16 kHz mono 16-bit input stream from the kiosk microphone."""

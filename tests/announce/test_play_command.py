@@ -101,7 +101,7 @@ def test_missing_device_is_one_line_and_nonzero(phone_files, alsa, tmp_path):
                        env=cli_env(alsa, HUB_AUDIO_OUTPUT_DEVICE="hw:7,0"),
                        capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert r.returncode == 1
-    assert r.stderr.count("\n") == 1 and "audio device 'hw:7,0' not found" in r.stderr
+    assert r.stderr.count("\n") == 1 and "sound device 'hw:7,0' not found" in r.stderr
     assert "Traceback" not in r.stderr
     assert alsa.streams() == []
     assert "amplifier on" not in r.stdout  # the relay never clicked for nothing

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.appliance.conftest import FIRSTBOOT_DIR, PREFIX_BINARIES, SYSTEMD_DIR, run, unit_tree
+from tests.appliance.conftest import FIRSTBOOT_DIR, SYSTEMD_DIR, run, unit_tree
 from tests.conftest import ROOT, need
 
 DAEMONS = ("hub-web", "hub-announcer", "hub-recorder", "hub-transcriber", "hub-sync")

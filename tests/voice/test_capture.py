@@ -166,7 +166,7 @@ def test_alsa_and_jack_start_up_noise_is_silenced(alsa_files, tmp_path):
     env = alsa.env(tmp_path / "data")
     make = "import pyaudio; p = pyaudio.PyAudio(); print(p.get_device_count()); p.terminate()"
     loud = run_python(["-c", make], env)
-    quiet = run_python(["-c", "from hub.voice.sound import quiet_audio_libraries;"
+    quiet = run_python(["-c", "from hub.sound import quiet_audio_libraries;"
                               " quiet_audio_libraries(); " + make], env)
     assert loud.returncode == quiet.returncode == 0
     assert loud.stderr.strip(), "PortAudio was silent anyway: this test proves nothing here"
