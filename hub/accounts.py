@@ -93,3 +93,22 @@ def clear_failures(db, keys: list[str]) -> None:
     with transaction(db) as conn:
         for key in keys:
             conn.execute("delete from login_failures where key = ?", (key,))
+
+
+def attempt_login(db, username: str, password: str, address: str, limit: int,
+                  window_seconds: float) -> tuple[str, dict | None]:
+    """Check a login with rate limiting per address and per name.
+
+    Returns ``("ok", user)``, ``("locked", None)`` while too many recent
+    failures stand against the address or the name (even for the right
+    password), or ``("wrong", None)``.
+    """
+    keys = [f"ip:{address}", f"user:{username.strip().lower()}"]
+    if any(failures(db, k, window_seconds) >= limit for k in keys):
+        return "locked", None
+    user = authenticate(db, username.strip(), password)
+    if user is None:
+        record_failure(db, keys, window_seconds)
+        return "wrong", None
+    clear_failures(db, [keys[1]])
+    return "ok", user

@@ -180,3 +180,28 @@ def run_together(daemons: list[Daemon], stop: threading.Event, join_timeout: flo
         if t.is_alive():
             hung.append(d.name)
     return hung
+
+
+def service_main(prog: str, description: str, make: Callable, argv: list[str] | None = None) -> int:
+    """The entry point of a daemon's console script, as its systemd unit runs it.
+
+    Reads ``--config``, sets up logging, builds the daemon with ``make(settings)``
+    and serves it; an expected failure is one line on stderr and exit 1.
+    """
+    import argparse
+    import sys
+
+    from hub import settings as settings_mod
+    from hub.cli import setup_logging
+    from hub.errors import HubError
+
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file")
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_mod.load(args.config)
+        setup_logging(settings.log_level)
+        return serve(make(settings))
+    except HubError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1

@@ -22,7 +22,6 @@ missed.
 
 from __future__ import annotations
 
-import argparse
 import fcntl
 import logging
 import sys
@@ -32,7 +31,7 @@ from datetime import timedelta
 from hub.announce import schedule, store
 from hub.announce.devices import Amplifier, DeviceError, StatusLed
 from hub.announce.player import AudioDeviceError, ClipError, Player, programme
-from hub.daemon import Daemon, serve
+from hub.daemon import Daemon, service_main
 from hub.errors import HubError
 
 log = logging.getLogger(__name__)
@@ -234,20 +233,7 @@ class _Stopped(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``hub-announcer`` (systemd: Type=notify, WatchdogSec)."""
-    from hub import settings as settings_mod
-    from hub.cli import setup_logging
-
-    parser = argparse.ArgumentParser(prog="hub-announcer",
-                                     description="Play scheduled loudspeaker announcements.")
-    parser.add_argument("--config", metavar="FILE", help="TOML settings file")
-    args = parser.parse_args(argv)
-    try:
-        settings = settings_mod.load(args.config)
-        setup_logging(settings.log_level)
-        return serve(Announcer(settings))
-    except HubError as e:
-        print(f"hub-announcer: error: {e}", file=sys.stderr)
-        return 1
+    return service_main("hub-announcer", "Play scheduled loudspeaker announcements.", Announcer, argv)
 
 
 if __name__ == "__main__":

@@ -320,26 +320,22 @@ def login():
     error, status = None, 200
     if request.method == "POST":
         s = current_app.config["HUB_SETTINGS"]
-        db = store().db
-        name = (request.form.get("username") or "").strip()
-        keys = [f"ip:{request.remote_addr}", f"user:{name.lower()}"]
-        window = s.login_window_minutes * 60
-        if any(accounts.failures(db, k, window) >= s.login_attempts for k in keys):
+        outcome, user = accounts.attempt_login(
+            store().db, request.form.get("username") or "", request.form.get("password") or "",
+            request.remote_addr or "unknown", s.login_attempts, s.login_window_minutes * 60)
+        if outcome == "ok":
+            session.clear()
+            session.permanent = True
+            session["user_id"] = user["id"]
+            target = request.args.get("next") or ""
+            if not target.startswith("/") or target.startswith("//"):
+                target = url_for("central.dashboard")
+            return redirect(target, code=303)
+        if outcome == "locked":
             error = _("Too many failed logins. Please wait %(minutes)s minutes and try again.",
                       minutes=s.login_window_minutes)
             status = 429
         else:
-            user = accounts.authenticate(db, name, request.form.get("password") or "")
-            if user:
-                accounts.clear_failures(db, [keys[1]])
-                session.clear()
-                session.permanent = True
-                session["user_id"] = user["id"]
-                target = request.args.get("next") or ""
-                if not target.startswith("/") or target.startswith("//"):
-                    target = url_for("central.dashboard")
-                return redirect(target, code=303)
-            accounts.record_failure(db, keys, window)
             error, status = _("Wrong name or password."), 401
     return render_template("central/login.html", error=error), status
 

@@ -7,7 +7,7 @@ import random
 import sys
 import time
 
-from hub.daemon import Daemon, serve
+from hub.daemon import Daemon, service_main
 
 log = logging.getLogger(__name__)
 
@@ -64,22 +64,7 @@ class Sync(Daemon):
 
 def main(argv: list[str] | None = None) -> int:
     """`hub-sync [--config FILE]`, as the systemd unit runs it."""
-    import argparse
-
-    from hub import settings as settings_mod
-    from hub.cli import setup_logging
-    from hub.errors import HubError
-
-    parser = argparse.ArgumentParser(prog="hub-sync", description=Sync.__doc__)
-    parser.add_argument("--config", metavar="FILE", help="TOML settings file")
-    args = parser.parse_args(argv)
-    try:
-        settings = settings_mod.load(args.config)
-        setup_logging(settings.log_level)
-        return serve(Sync(settings))
-    except HubError as e:
-        print(f"hub-sync: error: {e}", file=sys.stderr)
-        return 1
+    return service_main("hub-sync", Sync.__doc__, Sync, argv)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,12 @@ kiosk, or `hub run` on a laptop): it touches no GPIO and no sound device.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 import time
 from collections.abc import Callable
 
-from hub.daemon import Daemon, serve
-from hub.errors import HubError
+from hub.daemon import Daemon, service_main
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +77,7 @@ class Recorder(Daemon):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hub-recorder`` service."""
-    from hub import settings as settings_mod
-    from hub.cli import setup_logging
-
-    parser = argparse.ArgumentParser(prog="hub-recorder", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", metavar="FILE")
-    args = parser.parse_args(argv)
-    try:
-        settings = settings_mod.load(args.config)
-        setup_logging(settings.log_level)
-        return serve(Recorder(settings))
-    except HubError as e:
-        print(f"hub-recorder: error: {e}", file=sys.stderr)
-        return 1
+    return service_main("hub-recorder", __doc__.splitlines()[0], Recorder, argv)
 
 
 if __name__ == "__main__":

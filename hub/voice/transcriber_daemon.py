@@ -10,15 +10,13 @@ job stays pending).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 import threading
 import time
 
-from hub.daemon import Daemon, serve
-from hub.errors import HubError
+from hub.daemon import Daemon, service_main
 
 log = logging.getLogger(__name__)
 
@@ -119,21 +117,13 @@ class Transcriber(Daemon):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``hub-transcriber`` service."""
-    from hub import settings as settings_mod
-    from hub.cli import setup_logging
+    """Entry point of the ``hub-transcriber`` service, at the niceness its settings ask for."""
 
-    parser = argparse.ArgumentParser(prog="hub-transcriber", description=__doc__.splitlines()[0])
-    parser.add_argument("--config", metavar="FILE")
-    args = parser.parse_args(argv)
-    try:
-        settings = settings_mod.load(args.config)
-        setup_logging(settings.log_level)
+    def make(settings) -> Transcriber:
         os.nice(max(0, settings.transcriber_nice - os.nice(0)))
-        return serve(Transcriber(settings))
-    except HubError as e:
-        print(f"hub-transcriber: error: {e}", file=sys.stderr)
-        return 1
+        return Transcriber(settings)
+
+    return service_main("hub-transcriber", __doc__.splitlines()[0], make, argv)
 
 
 if __name__ == "__main__":

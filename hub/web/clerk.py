@@ -41,23 +41,19 @@ def login():
     status = 200
     if request.method == "POST":
         s = hub_settings()
-        db = hub_context().db
-        name = (request.form.get("username") or "").strip()
-        keys = [f"ip:{client_address()}", f"user:{name.lower()}"]
-        window = s.login_window_minutes * 60
-        if any(accounts.failures(db, k, window) >= s.login_attempts for k in keys):
+        outcome, user = accounts.attempt_login(
+            hub_context().db, request.form.get("username") or "", request.form.get("password") or "",
+            client_address(), s.login_attempts, s.login_window_minutes * 60)
+        if outcome == "ok":
+            session.clear()
+            session.permanent = True
+            session["user_id"] = user["id"]
+            return redirect(_safe_next(request.args.get("next")), code=303)
+        if outcome == "locked":
             error = _("Too many failed logins. Please wait %(minutes)s minutes and try again.",
                       minutes=s.login_window_minutes)
             status = 429
         else:
-            user = accounts.authenticate(db, name, request.form.get("password") or "")
-            if user:
-                accounts.clear_failures(db, [keys[1]])
-                session.clear()
-                session.permanent = True
-                session["user_id"] = user["id"]
-                return redirect(_safe_next(request.args.get("next")), code=303)
-            accounts.record_failure(db, keys, window)
             error = _("Wrong name or password.")
             status = 401
     return render_template("clerk/login.html", error=error), status
