@@ -411,12 +411,6 @@ def mark_applied(db, pub_id: str) -> None:
         conn.execute("update sync_inbox set applied_at = ? where id = ?", (utcnow(), pub_id))
 
 
-def central_announcements(db) -> list[dict]:
-    """Announcements the central server published for this hub, for the announcer to schedule."""
-    return [json.loads(r["body"]) for r in db.query(
-        "select body from sync_inbox where kind = 'announcement' order by seq")]
-
-
 # --- Telegram mirror -------------------------------------------------------------------------
 
 def telegram_watermark(db) -> int:

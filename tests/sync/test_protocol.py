@@ -243,12 +243,9 @@ def test_a_notice_published_for_the_hub_appears_on_its_portal(central, make_hub,
     assert "Vaccination day moved to Friday" not in client.get("/").get_data(as_text=True)
 
 
-def test_announcements_are_kept_for_the_announcer(central, make_hub):
-    token = central.add_hub("kampong")
-    hub = make_hub(central.url, token)
-    central.run("publish", "--kind", "announcement", "--title-en", "Flood warning")
-    assert sync_once(hub.env)[0] == 0
-    assert [a["data"]["title_en"] for a in outbox.central_announcements(hub.ctx.db)] == ["Flood warning"]
+def test_an_announcement_without_audio_is_refused_in_one_line(central):
+    r = central.run("publish", "--kind", "announcement", "--title-en", "Flood warning")
+    assert r.returncode == 1 and r.stderr.strip().count("\n") == 0 and "--audio" in r.stderr
 
 
 class BotAPI:
