@@ -132,7 +132,8 @@ def get(db, feedback_id: str) -> dict | None:
     return rows[0] if rows else None
 
 
-def inbox(db, status: str | None = None, category: str | None = None, limit: int = 200) -> list[dict]:
+def inbox(db, status: str | None = None, category: str | None = None, limit: int = 200,
+          offset: int = 0) -> list[dict]:
     where, args = [], []
     if status in STATUSES:
         where.append("f.status = ?")
@@ -141,8 +142,8 @@ def inbox(db, status: str | None = None, category: str | None = None, limit: int
         where.append("f.category = ?")
         args.append(category)
     sql = _SELECT + (" where " + " and ".join(where) if where else "")
-    sql += " order by f.created_at desc limit ?"
-    return list(db.query(sql, [*args, limit]))
+    sql += " order by f.created_at desc limit ? offset ?"
+    return list(db.query(sql, [*args, limit, offset]))
 
 
 def set_status(ctx, feedback_id: str, status: str, reply: str | None = None) -> None:

@@ -90,13 +90,13 @@ _SELECT = """
 """
 
 
-def current(db, now: datetime) -> list[dict]:
+def current(db, now: datetime, limit: int = -1, offset: int = 0) -> list[dict]:
     """Notices not yet expired: urgent first, then pinned, then newest."""
     stamp = now.isoformat(timespec="seconds")
     return list(db.query(
         _SELECT + " where n.expires_at is null or n.expires_at > ?"
-        " order by n.urgent desc, n.pinned desc, n.published_at desc",
-        [stamp],
+        " order by n.urgent desc, n.pinned desc, n.published_at desc limit ? offset ?",
+        [stamp, limit, offset],
     ))
 
 

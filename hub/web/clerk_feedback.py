@@ -10,15 +10,21 @@ from hub.web.i18n import _
 from hub.web.security import login_required
 
 bp = Blueprint("clerk_feedback", __name__, url_prefix="/clerk/feedback")
+#: Items per page of the inbox, so a page stays small on a clerk's phone.
+ITEMS_PER_PAGE = 40
 
 
 @bp.route("/")
 @login_required
 def inbox():
+    from hub.web.portal import page_number
+
     status = request.args.get("status") or None
     category = request.args.get("category") or None
-    items = feedback.inbox(hub_context().db, status, category)
-    return render_template("clerk/inbox.html", items=items, status=status, category=category,
+    page = page_number()
+    items = feedback.inbox(hub_context().db, status, category, ITEMS_PER_PAGE + 1, (page - 1) * ITEMS_PER_PAGE)
+    return render_template("clerk/inbox.html", items=items[:ITEMS_PER_PAGE], page=page,
+                           more=len(items) > ITEMS_PER_PAGE, status=status, category=category,
                            statuses=feedback.STATUSES, categories=feedback.CATEGORIES,
                            names={c[0]: c for c in feedback.CATEGORIES})
 

@@ -25,11 +25,24 @@ def feedback_message(code: str) -> str:
     }.get(code, _("Something is wrong with the form."))
 
 
+#: Notices per page of the home page: a page stays well under 30 KB on a slow phone.
+NOTICES_PER_PAGE = 15
+
+
+def page_number() -> int:
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
+
+
 @bp.route("/")
 def home():
     ctx = hub_context()
-    items = notices.current(ctx.db, ctx.clock.now())
-    return render_template("home.html", notices=items)
+    page = page_number()
+    items = notices.current(ctx.db, ctx.clock.now(), NOTICES_PER_PAGE + 1, (page - 1) * NOTICES_PER_PAGE)
+    return render_template("home.html", notices=items[:NOTICES_PER_PAGE], page=page,
+                           more=len(items) > NOTICES_PER_PAGE)
 
 
 @bp.route("/notice/<notice_id>")

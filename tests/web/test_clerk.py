@@ -170,3 +170,15 @@ def test_upload_error_message_in_clerk_language(clerk, ctx):
                    content_type="multipart/form-data")
     assert r.status_code == 415 and "damaged" in r.get_data(as_text=True)
     assert ctx.db["notices"].count == 0 and ctx.db["media"].count == 0
+
+
+def test_the_inbox_is_paged(clerk, ctx):
+    for i in range(90):
+        feedback.submit(ctx, {"category": "water", "body": f"item {i:03d} " + "ទឹក " * 20})
+    r = clerk.get("/clerk/feedback/")
+    html = r.get_data(as_text=True)
+    assert "page=2" in html and html.count("<audio") == 0
+    seen = set(re.findall(r"item (\d{3})", html))
+    for page in (2, 3):
+        seen |= set(re.findall(r"item (\d{3})", clerk.get(f"/clerk/feedback/?page={page}").get_data(as_text=True)))
+    assert len(seen) == 90

@@ -197,3 +197,19 @@ def test_font_is_bundled_and_cached_for_a_year(client):
 def test_unknown_media_name_is_404(client):
     assert client.get("/media/../hub.db").status_code == 404
     assert client.get("/media/nothing.web.mp3").status_code == 404
+
+
+def test_many_notices_are_paged_and_each_page_stays_small(ctx, client):
+    for i in range(40):
+        notices.create(ctx, {"title_km": f"សេចក្តីជូនដំណឹងលេខ {i} អំពីការប្រជុំឃុំនិងការអភិវឌ្ឍភូមិ",
+                             "title_en": f"Notice number {i:02d}", "urgent": i % 7 == 0})
+    first = client.get("/?lang=en")
+    html = first.get_data(as_text=True)
+    assert len(first.data) < 30 * 1024
+    assert html.count('class="card') == 15 and 'href="/?page=2"' in html
+    seen = set(re.findall(r"Notice number (\d\d)", html))
+    for page in (2, 3):
+        html = client.get(f"/?lang=en&page={page}").get_data(as_text=True)
+        seen |= set(re.findall(r"Notice number (\d\d)", html))
+    assert len(seen) == 40
+    assert 'href="/?page=4"' not in html
