@@ -5,6 +5,7 @@ There is no default account: the first one is made with ``hub user add``.
 
 from __future__ import annotations
 
+import functools
 import time
 
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -14,9 +15,13 @@ from hub.errors import HubError
 
 ROLES = ("clerk", "admin")
 MIN_PASSWORD_LENGTH = 8
-# A hash to compare against when the name is unknown, so a wrong name and a
-# wrong password take the same time.
-_DUMMY_HASH = generate_password_hash("not-a-password", method="scrypt")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check against when the name is unknown, so a wrong name and a
+    wrong password take the same time."""
+    return generate_password_hash("not-a-password", method="scrypt")
 
 
 class AccountError(HubError):
@@ -66,7 +71,7 @@ def list_users(db) -> list[dict]:
 def authenticate(db, username: str, password: str) -> dict | None:
     rows = list(db.query("select * from users where username = ? and disabled = 0", [username]))
     if not rows:
-        check_password_hash(_DUMMY_HASH, password)
+        check_password_hash(_dummy_hash(), password)
         return None
     if not check_password_hash(rows[0]["password_hash"], password):
         return None
