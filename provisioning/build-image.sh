@@ -30,6 +30,7 @@ python3 -m pip wheel --quiet --no-deps --wheel-dir "$files/wheels" "$repo"
 cp "$repo"/systemd/*.service "$repo"/systemd/*.timer "$repo"/systemd/*.target "$files/units/"
 cp "$here/firstboot/hub-firstboot.service" "$files/units/"
 cp "$here/firstboot/hub-firstboot" "$files/hub-firstboot"
+cp "$repo/audio/asound.conf" "$files/asound.conf"
 cp "$repo/README.md" "$files/README.md"
 cp "$here/README.md" "$files/provisioning-README.md"
 

@@ -12,6 +12,9 @@ install -m 644 files/provisioning-README.md "${ROOTFS_DIR}/opt/hub/provisioning/
 install -m 644 files/units/* "${ROOTFS_DIR}/etc/systemd/system/"
 install -m 755 files/hub-firstboot "${ROOTFS_DIR}/usr/local/sbin/hub-firstboot"
 
+# ALSA names for the loudspeaker and the kiosk microphone (hub_speaker, hub_mic).
+install -m 644 files/asound.conf "${ROOTFS_DIR}/etc/asound.conf"
+
 # A capped journal in RAM.
 install -d "${ROOTFS_DIR}/etc/systemd/journald.conf.d"
 install -m 644 files/journald-hub.conf "${ROOTFS_DIR}/etc/systemd/journald.conf.d/hub.conf"
