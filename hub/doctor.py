@@ -64,6 +64,10 @@ class Result:
 # --- language ----------------------------------------------------------------------------------
 
 
+class Said(list):
+    """Findings another part of the hub reported (hub.voice.health), each said in the report's language."""
+
+
 class Words:
     """The report's language: the Khmer catalogue, or English as written."""
 
@@ -79,17 +83,24 @@ class Words:
                 self.catalog = {}
 
     def __call__(self, message: str, values: dict[str, Any] | None = None) -> str:
-        from hub import khmer
 
         text = self.catalog.get(message, message)
         if values:
-            shown = {k: khmer.digits(v, self.lang) if isinstance(v, int) and not isinstance(v, bool)
-                     else v for k, v in values.items()}
+            shown = {k: self.show(v) for k, v in values.items()}
             try:
                 text = text % shown
             except (KeyError, ValueError, TypeError):
                 text = message % shown
         return text
+
+    def show(self, value: Any) -> Any:
+        from hub import khmer
+
+        if isinstance(value, Said):
+            return "; ".join(self(m.template, m.values) if hasattr(m, "template") else str(m) for m in value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return khmer.digits(value, self.lang)
+        return value
 
 
 # --- the checks ---------------------------------------------------------------------------------
@@ -491,17 +502,17 @@ class Doctor:
         return Result("speech", OK, N_("Models installed for: %(langs)s"), values)
 
     def _voice_findings(self, findings: list[tuple[str, str]]) -> Result:
-        """hub.voice.health's (level, message) findings as one result."""
-        errors = [m for level, m in findings if level == "error"]
-        warnings = [m for level, m in findings if level == "warning"]
-        fine = "; ".join(m for level, m in findings if level == "ok")
+        """hub.voice.health's (level, message) findings as one result, in the report's language."""
+        errors = Said(m for level, m in findings if level == "error")
+        warnings = Said(m for level, m in findings if level == "warning")
+        fine = Said(m for level, m in findings if level == "ok")
         if errors:
             return Result("speech", FAIL, N_("%(text)s"),
-                          {"text": "; ".join(errors + warnings), "ok": fine},
+                          {"text": Said(errors + warnings), "ok": fine},
                           N_("Each problem above says what to do; `hub model install DIR --lang"
                              " LANG` installs a speech model."))
         if warnings:
-            return Result("speech", WARN, N_("%(text)s"), {"text": "; ".join(warnings), "ok": fine},
+            return Result("speech", WARN, N_("%(text)s"), {"text": warnings, "ok": fine},
                           N_("No public Khmer model exists yet; clerks can transcribe by hand."))
         return Result("speech", OK, N_("%(text)s"), {"text": fine, "ok": fine})
 
@@ -830,7 +841,7 @@ def render_json(results: list[Result], lang: str) -> str:
             {"id": r.id, "status": r.status, "title": words(TITLES[r.id]),
              "detail": words(r.detail, r.values),
              "hint": words(r.hint, r.hint_values) if r.hint and r.status in (FAIL, WARN) else "",
-             "values": r.values}
+             "values": {k: words.show(v) if isinstance(v, Said) else v for k, v in r.values.items()}}
             for r in results
         ],
     }
