@@ -328,24 +328,9 @@ class Doctor:
 
     # access point --------------------------------------------------------------------------
     def check_access_point(self) -> Result:
-        s = self.settings
-        iface = s.wifi_interface
-        net = _optional("hub.net.checks")
-        if net is not None and hasattr(net, "service_active"):
-            return self._network_probes(net)
-        down = [name for name in ("hostapd", "dnsmasq") if not _service_running(name)]
-        values = {"services": ", ".join(down), "interface": iface}
-        if down:
-            return Result("access_point", FAIL, N_("Not running: %(services)s"), values,
-                          N_("Run `hub netconfig apply`, then look at `journalctl -u hostapd -u"
-                             " dnsmasq`. Is the Wi-Fi interface %(interface)s there?"),
-                          {"interface": iface})
-        if not Path(f"/sys/class/net/{iface}").exists():
-            return Result("access_point", FAIL, N_("No network interface %(interface)s"), values,
-                          N_("Check the setting wifi_interface and the Wi-Fi hardware"
-                             " (`ip link`)."))
-        return Result("access_point", OK, N_("hostapd and dnsmasq are running on %(interface)s"),
-                      values)
+        from hub.net import checks
+
+        return self._network_probes(checks)
 
     def _network_probes(self, net) -> Result:
         """The network part's own probes (hub.net.checks), in the order they are fixed."""
@@ -356,11 +341,9 @@ class Doctor:
                  ("dns_answers", (s,))]
         failed, passed, hints = [], [], []
         for name, args in calls:
-            fn = getattr(net, name, None)
-            if fn is None:
-                continue
             try:
-                ok, label, detail, hint = _probe_fields(fn(*args), name)
+                probe = getattr(net, name)(*args)
+                ok, label, detail, hint = probe.ok, probe.name, probe.detail, probe.hint
             except Exception as e:
                 ok, label, detail, hint = False, name, f"{type(e).__name__}: {e}", ""
             if not ok and name == "service_active" and _service_running(args[0]):
@@ -378,20 +361,13 @@ class Doctor:
     def check_portal(self) -> Result:
         url = self.settings.listen_url
         problems = []
-        net = _optional("hub.net.checks")
-        if net is not None and hasattr(net, "portal_answers"):
-            # The captive-portal API answers as a phone would ask it.
-            ok, _label, detail, _hint = _probe_fields(
-                net.portal_answers(self.settings, base_url=url, timeout=self.timeout), "portal")
-            status: int | str = detail
-            if not ok:
-                problems.append(detail)
-        else:
-            status = _http_status(url, self.timeout)
-            if isinstance(status, str):
-                problems.append(f"{url}: {status}")
-            elif status >= 500:
-                problems.append(f"{url}: HTTP {status}")
+        from hub.net import checks
+
+        # The captive-portal API answers as a phone would ask it.
+        probe = checks.portal_answers(self.settings, base_url=url, timeout=self.timeout)
+        status: int | str = probe.detail
+        if not probe.ok:
+            problems.append(probe.detail)
         sock = Path("/run/hub/web.sock")
         if sock.exists():
             sstatus = _http_status_unix(str(sock), self.timeout)
@@ -468,38 +444,9 @@ class Doctor:
     # speech models ---------------------------------------------------------------------------
     def check_speech(self) -> Result:
         s = self.settings
-        health = _optional("hub.voice.health")
-        if health is not None and hasattr(health, "check"):
-            return self._voice_findings(health.check(s, self.db))
-        engine = _optional("hub.voice.engine")
-        problems, have = [], {}
-        for lang, d in sorted((s.model_dirs or {}).items()):
-            why = _model_problem(engine, Path(d))
-            if why:
-                problems.append(f"{lang}: {why}")
-        if engine is not None and hasattr(engine, "installed_models"):
-            have = dict(engine.installed_models(s))
-        else:
-            root = Path(s.data_dir) / "models"
-            for lang, d in (s.model_dirs or {}).items():
-                if _model_problem(None, Path(d)) is None:
-                    have[lang] = Path(d)
-            if root.is_dir():
-                for entry in sorted(root.iterdir()):
-                    if entry.name not in have and _model_problem(None, entry) is None:
-                        have[entry.name] = entry
-        values = {"langs": ", ".join(sorted(have)) or "-", "problems": "; ".join(problems),
-                  "kiosk": s.kiosk_language}
-        if problems:
-            return Result("speech", FAIL, N_("Broken model directories: %(problems)s"), values,
-                          N_("Install the model again with `hub model install DIR --lang LANG`, or"
-                             " correct model_dirs."))
-        if s.kiosk_language not in have:
-            return Result("speech", WARN, N_("No model for the kiosk language %(kiosk)s; its"
-                                             " recordings wait for a model or a clerk"
-                                             " (installed: %(langs)s)"), values,
-                          N_("No public Khmer model exists yet; clerks can transcribe by hand."))
-        return Result("speech", OK, N_("Models installed for: %(langs)s"), values)
+        from hub.voice import health
+
+        return self._voice_findings(health.check(s, self.db))
 
     def _voice_findings(self, findings: list[tuple[str, str]]) -> Result:
         """hub.voice.health's (level, message) findings as one result, in the report's language."""
@@ -544,9 +491,8 @@ class Doctor:
             return Result("sync", SKIP, N_("No central server is set (central_url)"))
         if self.db is None:
             return Result("sync", SKIP, N_("Needs a working database"))
-        outbox = _optional("hub.sync.outbox")
-        if outbox is None:
-            return Result("sync", SKIP, N_("Sync is not available in this version"))
+        from hub.sync import outbox
+
         try:
             state = outbox.all_state(self.db)
             counts = outbox.counts(self.db)
@@ -611,29 +557,6 @@ def _user() -> str:
         return str(os.geteuid())
 
 
-def _optional(module: str):
-    """Import a module owned by another part of the hub, or None when it is not there."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
-
-def _probe_fields(probe, default_name: str) -> tuple[bool, str, str, str]:
-    """(ok, name, detail, hint) from a hub.net.checks Probe, a bool, a tuple or a dict."""
-    if isinstance(probe, bool):
-        return probe, default_name, "", ""
-    if isinstance(probe, tuple):
-        return bool(probe[0]), default_name, " ".join(str(x) for x in probe[1:]), ""
-    if isinstance(probe, dict):
-        return (bool(probe.get("ok")), str(probe.get("name", default_name)),
-                str(probe.get("detail", "")), str(probe.get("hint", "")))
-    return (bool(getattr(probe, "ok", False)), str(getattr(probe, "name", default_name)),
-            str(getattr(probe, "detail", "")), str(getattr(probe, "hint", "")))
-
-
 def _hub_owner_problem(path: Path) -> str | None:
     """The owner of *path* when a `hub` user exists and does not own it."""
     import pwd
@@ -689,21 +612,6 @@ def _service_running(name: str) -> bool:
         except OSError:
             continue
     return False
-
-
-def _http_status(url: str, timeout: float) -> int | str:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="GET"),
-                                    timeout=timeout) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except (urllib.error.URLError, OSError) as e:
-        reason = getattr(e, "reason", e)
-        return str(getattr(reason, "strerror", None) or reason)
 
 
 def _http_status_unix(path: str, timeout: float) -> int | str:
@@ -775,16 +683,6 @@ def _try_pins(wanted: list[tuple[str, str]],
                 continue
             device.close()
     return problems, busy
-
-
-def _model_problem(engine, path: Path) -> str | None:
-    if engine is not None and hasattr(engine, "model_problem"):
-        return engine.model_problem(path)
-    if not path.is_dir():
-        return f"{path} is not a directory"
-    if not any((path / n).is_file() for n in ("am/final.mdl", "final.mdl")):
-        return f"{path} has no am/final.mdl"
-    return None
 
 
 # --- report -------------------------------------------------------------------------------------
