@@ -128,7 +128,3 @@ class Clock:
             )
         log.info("clock trusted from %s (correction %+.1f s)", source, offset)
         return offset
-
-
-def clock_for(db, settings) -> Clock:
-    return Clock(db, set_system_clock=getattr(settings, "set_system_clock", False))

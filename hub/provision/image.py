@@ -126,10 +126,6 @@ class FatPartition:
     def read(self, path: str) -> bytes:
         return self._run("mtype", f"::/{path.lstrip('/')}")
 
-    def listdir(self, path: str = "") -> list[str]:
-        out = self._run("mdir", "-b", f"::/{path.lstrip('/')}").decode(errors="replace")
-        return [line.rstrip("/").rsplit("/", 1)[-1] for line in out.splitlines() if line.strip()]
-
 
 # --- safety checks for real devices ---------------------------------------------
 
