@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from hub import accounts
 from hub.announce.store import announce_tables
 from hub.db import run_script
 from hub.sync.outbox import migrate_sync
@@ -23,20 +24,6 @@ def core_tables(db: sqlite_utils.Database) -> None:
             key text primary key,
             value text not null
         );
-        create table users (
-            id text primary key,
-            username text not null unique,
-            password_hash text not null,
-            role text not null check (role in ('clerk', 'admin')),
-            created_at text not null,
-            disabled integer not null default 0
-        );
-        create table login_failures (
-            id integer primary key,
-            key text not null,
-            at real not null
-        );
-        create index login_failures_key on login_failures (key, at);
         create table media (
             id text primary key,
             hub_id text not null,
@@ -105,6 +92,7 @@ def core_tables(db: sqlite_utils.Database) -> None:
         );
         """
     )
+    run_script(db, accounts.TABLES_SQL)
 
 
 #: (name, function), in the order they are applied to a new database.

@@ -18,6 +18,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from hub import accounts
 from hub import db as dbmod
 from hub.db import new_id, run_script, transaction, utcnow
 from hub.errors import HubError
@@ -100,26 +101,13 @@ def central_tables(db) -> None:
             cursor integer not null,
             at text not null
         );
-        create table users (
-            id text primary key,
-            username text not null unique,
-            password_hash text not null,
-            role text not null check (role in ('clerk', 'admin')),
-            created_at text not null,
-            disabled integer not null default 0
-        );
-        create table login_failures (
-            id integer primary key,
-            key text not null,
-            at real not null
-        );
-        create index login_failures_key on login_failures (key, at);
         create table central_state (
             key text primary key,
             value text not null
         );
         """,
     )
+    run_script(db, accounts.TABLES_SQL)
 
 
 MIGRATIONS = [("c0001_central", central_tables)]

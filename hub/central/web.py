@@ -348,16 +348,9 @@ def logout():
 
 @console.route("/lang/<code>")
 def set_language(code: str):
-    from hub.web.i18n import COOKIE, LANGUAGES
+    from hub.web.i18n import switch_language
 
-    if code not in LANGUAGES:
-        abort(404)
-    target = request.args.get("next") or "/"
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    resp = redirect(target, code=303)
-    resp.set_cookie(COOKIE, code, max_age=365 * 86400, samesite="Lax", httponly=True)
-    return resp
+    return switch_language(code)
 
 
 def _category_names() -> dict[str, str]:

@@ -99,3 +99,17 @@ def _moment(value) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return khmer.format_moment(value, g.get("lang", "km"), hub_settings().timezone)
+
+
+def switch_language(code: str):
+    """Remember *code* in a cookie and go back to ``?next=`` (a local path only)."""
+    from flask import abort, redirect
+
+    if code not in LANGUAGES:
+        abort(404)
+    target = request.args.get("next") or "/"
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/"
+    resp = redirect(target, code=303)
+    resp.set_cookie(COOKIE, code, max_age=365 * 86400, samesite="Lax", httponly=True)
+    return resp

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from hub import feedback, notices
 from hub.media import MediaError
 from hub.web import hub_context, hub_settings, lang
-from hub.web.i18n import COOKIE, LANGUAGES, _
+from hub.web.i18n import _, switch_language
 from hub.web.uploads import media_message, prepare_audio
 
 bp = Blueprint("portal", __name__)
@@ -56,14 +56,7 @@ def notice(notice_id: str):
 
 @bp.route("/lang/<code>")
 def set_language(code: str):
-    if code not in LANGUAGES:
-        abort(404)
-    target = request.args.get("next") or "/"
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    resp = redirect(target, code=303)
-    resp.set_cookie(COOKIE, code, max_age=365 * 86400, samesite="Lax", httponly=True)
-    return resp
+    return switch_language(code)
 
 
 @bp.route("/feedback", methods=["GET"])
