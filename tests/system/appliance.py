@@ -170,6 +170,8 @@ class Appliance:
         values = {
             "hub_name": "ឃុំសាកល្បង", "wifi_interface": "wlan0", "staff_interface": "eth0",
             "uplink_interface": "eth0", "ap_address": self.ap_address, "country_code": "KH",
+            "dhcp_range_start": self.ap_address.rsplit(".", 1)[0] + ".100",
+            "dhcp_range_end": self.ap_address.rsplit(".", 1)[0] + ".200",
             "amplifier_pin": "GPIO17", "status_led_pin": "GPIO27", "amplifier_warmup_seconds": 0.5,
             "button_pin": "GPIO22", "button_led_pin": "GPIO23",
             "audio_output_device": "hub_speaker", "audio_input_device": "hub_mic",
@@ -320,12 +322,25 @@ class Appliance:
         d.mkdir(parents=True, exist_ok=True)
         (d / f"{name}.conf").write_text(text)
 
-    def write(self, path: str, text: str | bytes, mode: int = 0o644) -> Path:
+    def write(self, path: str, text: str | bytes, mode: int = 0o644, owner: str | None = None) -> Path:
+        """Write a file into the appliance's root (running or not), owned by *owner* inside it."""
         p = self.root / path.lstrip("/")
         p.parent.mkdir(parents=True, exist_ok=True)
         (p.write_bytes if isinstance(text, bytes) else p.write_text)(text)
         p.chmod(mode)
+        if owner:
+            uid, gid = self.ids(owner)
+            os.chown(p.parent, uid, gid)
+            os.chown(p, uid, gid)
         return p
+
+    def ids(self, user: str) -> tuple[int, int]:
+        """The uid and gid of *user* in the appliance's own /etc/passwd."""
+        for line in (self.root / "etc/passwd").read_text().splitlines():
+            f = line.split(":")
+            if f[0] == user:
+                return int(f[2]), int(f[3])
+        raise KeyError(user)
 
     # --- outside: a phone and a clerk -------------------------------------------------------
     @property

@@ -119,6 +119,5 @@ def wait_for(what, timeout: float, interval: float = 1.0, message: str = ""):
 
 def sound_card_appears(app: Appliance) -> None:
     """The hub's sound devices come to exist: ALSA files under the same names the image defines."""
-    app.write("/var/lib/hub/test/mic.raw", b"\0" * 32000 * 5)
-    app.sh("chown -R hub:hub /var/lib/hub/test")
+    app.write("/var/lib/hub/test/mic.raw", b"\0" * 32000 * 5, owner="hub")
     app.write("/etc/asound.conf", ALSA_FILES)

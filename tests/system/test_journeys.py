@@ -23,8 +23,16 @@ import pytest
 from tests.phone_audio import encode, tone_wav
 from tests.system.appliance import DAEMONS, Appliance
 from tests.system.conftest import (
-    MEDIA_RE, ZONE, clerk_session, csrf, quiet_hours_away, receipt_of, send_feedback, session,
-    sound_card_appears, wait_for,
+    MEDIA_RE,
+    ZONE,
+    clerk_session,
+    csrf,
+    quiet_hours_away,
+    receipt_of,
+    send_feedback,
+    session,
+    sound_card_appears,
+    wait_for,
 )
 
 HUB = str(Path(os.sys.executable).with_name("hub"))
