@@ -2,7 +2,9 @@
 
 Every file lives in the media directory under a server-made name, and is
 written as a temporary file, fsynced, renamed into place, and the directory
-fsynced. An upload becomes:
+fsynced. nginx serves the web copies straight from that directory as its own
+user (www-data on a Pi), which is in the hub's group: files are 0640 in a
+0750 directory, whatever the process's umask. An upload becomes:
 
 - audio: a 16 kHz mono WAV master (for transcription), a small MP3 that every
   phone browser plays, and a loudness-normalised WAV for the loudspeaker
@@ -39,6 +41,9 @@ IMAGE_CODECS = {"mjpeg", "png", "webp", "gif", "bmp"}
 LOUDNESS = "loudnorm=I=-16:TP=-1.5:LRA=11"
 LOUD_RATE = 48000
 MASTER_RATE = 16000
+#: Modes of media files and of the media directory: the hub's user writes, its group reads.
+FILE_MODE = 0o640
+DIR_MODE = 0o750
 
 
 class MediaError(HubError):
@@ -58,11 +63,37 @@ class Probe:
     duration: float
 
 
-def write_durably(path: Path, data: bytes | None = None, source: Path | None = None) -> None:
-    """Write *data* (or copy *source*) to *path* so that a power cut leaves old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def make_dir(directory: Path, mode: int = DIR_MODE) -> Path:
+    """Create *directory* (and missing parents) with *mode*, whatever the umask.
+
+    mkdir's mode passes through the umask, so the mode is set again afterwards;
+    a directory of ours that already exists gets its mode back too.
+    """
+    directory = Path(directory)
+    missing = []
+    d = directory
+    while not d.exists():
+        missing.append(d)
+        d = d.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    for d in [*missing, directory]:
+        st = d.stat()
+        if st.st_uid == os.geteuid() and (st.st_mode & 0o7777) != mode:
+            os.chmod(d, mode)
+    return directory
+
+
+def write_durably(path: Path, data: bytes | None = None, source: Path | None = None,
+                  mode: int = FILE_MODE) -> None:
+    """Write *data* (or copy *source*) to *path* so that a power cut leaves old or new, never half.
+
+    The file gets *mode* (mkstemp makes 0600, which nginx could not read).
+    """
+    if not path.parent.is_dir():
+        make_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             if source is not None:
                 with open(source, "rb") as src:

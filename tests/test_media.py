@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
+import sys
 import wave
 
 import pytest
 
+from hub.context import open_context
 from hub.media import MediaError, probe, write_durably
 from tests.phone_audio import FORMATS, encode, tone_wav
 
@@ -72,6 +76,53 @@ def test_durable_write_replaces_whole_and_leaves_no_temp(tmp_path):
     write_durably(target, b"new contents")
     assert target.read_bytes() == b"new contents"
     assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+    assert mode(target) == "0o640"
+
+
+def mode(path) -> str:
+    return oct(stat.S_IMODE(os.stat(path).st_mode))
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o027, 0o022])
+def test_media_is_readable_by_the_hubs_group_whatever_the_umask(make_settings, tmp_path, umask):
+    """nginx's user is in the hub's group: files 0640, in a 0750 directory it can enter."""
+    png = tmp_path / "photo.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=red:s=64x48",
+                    "-frames:v", "1", str(png)], check=True)
+    mp3 = encode(tone_wav(tmp_path / "tone.wav", seconds=1.0), "mp3", tmp_path)
+    settings = make_settings(data_dir=tmp_path / "new" / "data")
+    old = os.umask(umask)
+    try:
+        ctx = open_context(settings)
+        try:
+            audio = ctx.media.prepare_audio(mp3)
+            image = ctx.media.prepare_image(png)
+        finally:
+            ctx.close()
+    finally:
+        os.umask(old)
+    assert mode(settings.data_dir) == "0o750"
+    assert mode(settings.media_dir) == "0o750"
+    names = [audio["master_name"], audio["web_name"], audio["loud_name"], image["web_name"]]
+    assert {n: mode(settings.media_dir / n) for n in names} == dict.fromkeys(names, "0o640")
+    assert sorted(p.name for p in settings.media_dir.iterdir()) == sorted(names)
+
+
+def test_hub_migrate_makes_the_media_directory_the_group_can_enter(tmp_path):
+    data = tmp_path / "data"
+    config = tmp_path / "hub.toml"
+    config.write_text(f'data_dir = "{data}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    r = subprocess.run([sys.executable, "-m", "hub.cli", "--config", str(config), "migrate"],
+                       capture_output=True, text=True, env=env, umask=0o077)
+    assert r.returncode == 0, r.stderr
+    assert mode(data) == "0o750" and mode(data / "media") == "0o750"
+    # A media directory left 0700 (by an older hub, or a strict umask) gets its mode back.
+    (data / "media").chmod(0o700)
+    r = subprocess.run([sys.executable, "-m", "hub.cli", "--config", str(config), "migrate"],
+                       capture_output=True, text=True, env=env, umask=0o077)
+    assert r.returncode == 0, r.stderr
+    assert mode(data / "media") == "0o750"
 
 
 def test_names_are_made_by_the_server(ctx, phone_files):
