@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -91,3 +92,16 @@ def need(tool: str) -> str:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+def no_memory_lock() -> list[str]:
+    """A command prefix under which a process can lock no memory, as under a service's
+    memory-lock limit: RLIMIT_MEMLOCK 0, and for root no CAP_IPC_LOCK either.
+
+    libgcrypt, which ffmpeg loads (through libssh), then writes "Warning: using insecure
+    memory!" to stderr, while ffmpeg works as ever.
+    """
+    prefix = [need("prlimit"), "--memlock=0"]
+    if os.geteuid() == 0:
+        prefix = [need("setpriv"), "--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock", *prefix]
+    return prefix
