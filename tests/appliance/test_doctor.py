@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hub.doctor import CHECKS
-from tests.conftest import need
+from tests.conftest import as_user, need, unprivileged_python, user_ids
 from tests.livehub import LiveHub, free_port
 
 KHMER = range(0x1780, 0x1800)
@@ -302,15 +302,13 @@ def test_checking_an_active_low_relay_never_switches_it_on():
         Device.pin_factory = old
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="needs root to run the doctor as another user")
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the doctor as another user")
 def test_run_as_a_user_who_cannot_read_the_data_it_says_so(tmp_path):
     import tempfile
 
-    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    if subprocess.run([*nobody, sys.executable, "-c", "import hub"], capture_output=True,
-                      cwd="/").returncode != 0:
-        pytest.skip("the checkout cannot be read by nobody here")
+    uid, gid = user_ids("nobody")
+    python = unprivileged_python(uid, gid)  # the checkout itself may be out of nobody's reach
+    nobody = [*as_user(uid, gid), python.python]
     with tempfile.TemporaryDirectory() as d:
         top = Path(d)
         top.chmod(0o755)
@@ -325,7 +323,7 @@ def test_run_as_a_user_who_cannot_read_the_data_it_says_so(tmp_path):
         config.write_text(f'data_dir = "{data}"\n')
         config.chmod(0o644)
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-        r = subprocess.run([*nobody, sys.executable, "-m", "hub.cli", "--config", str(config),
+        r = subprocess.run([*nobody, "-m", "hub.cli", "--config", str(config),
                             "doctor", "--json", "--lang", "en", "--skip",
                             "access_point,portal,audio"], capture_output=True, text=True,
                            env=env, cwd=top, timeout=60)
@@ -333,7 +331,7 @@ def test_run_as_a_user_who_cannot_read_the_data_it_says_so(tmp_path):
         assert r.returncode == 1 and "cannot be read by user nobody" in db["detail"], db
         assert "sudo -u hub hub doctor" in db["hint"]
         config.chmod(0o600)
-        r = subprocess.run([*nobody, sys.executable, "-m", "hub.cli", "--config", str(config),
+        r = subprocess.run([*nobody, "-m", "hub.cli", "--config", str(config),
                             "doctor", "--json", "--lang", "en", "--skip",
                             "access_point,portal,audio"], capture_output=True, text=True,
                            env=env, cwd=top, timeout=60)
