@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from tests.system.appliance import ALSA_FILES, CLERK, Appliance, installed_layer
+from tests.system.appliance import ALSA_FILES, CLERK, DAEMONS, Appliance, installed_layer
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 RECEIPT_RE = re.compile(r"/receipt/(\d+)")
@@ -62,6 +62,8 @@ def make_appliance(hub_layer, tmp_path_factory):
     for app in made:
         if app.proc is not None:
             print(f"--- console of {app.name}:\n" + app.console.read_text(errors="replace")[-3000:])
+            for unit in (*DAEMONS, "nginx"):
+                print(f"--- {unit}:\n" + app.journal(unit)[-2000:])
         app.destroy()
 
 
@@ -104,6 +106,17 @@ def receipt_of(r: requests.Response) -> str:
     m = RECEIPT_RE.search(r.headers["Location"])
     assert m, r.headers["Location"]
     return m.group(1)
+
+
+def a_minute_ahead(now: datetime) -> datetime:
+    """The first whole minute at least 30 s after *now* (the console schedules to the minute)."""
+    return (now + timedelta(seconds=90)).replace(second=0, microsecond=0)
+
+
+def error_of(r: requests.Response) -> str:
+    """The error a page shows, for assertion messages."""
+    m = re.search(r'class="error"[^>]*>(.*?)</', r.text, re.S)
+    return f"{r.status_code}: {re.sub(r'<[^>]+>', '', m.group(1)).strip() if m else r.text[:300]}"
 
 
 def wait_for(what, timeout: float, interval: float = 1.0, message: str = ""):
