@@ -7,6 +7,7 @@ import re
 import shutil
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,6 +15,7 @@ import requests
 
 from tests.system.appliance import ALSA_FILES, CLERK, DAEMONS, Appliance, installed_layer
 
+PACER = Path(__file__).resolve().parents[1] / "announce" / "pacer.py"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 RECEIPT_RE = re.compile(r"/receipt/(\d+)")
 MEDIA_RE = re.compile(r"/media/([0-9a-f-]{36}\.web\.(?:mp3|jpg))")
@@ -130,7 +132,18 @@ def wait_for(what, timeout: float, interval: float = 1.0, message: str = ""):
         time.sleep(interval)
 
 
-def sound_card_appears(app: Appliance) -> None:
-    """The hub's sound devices come to exist: ALSA files under the same names the image defines."""
+def sound_card_appears(app: Appliance, paced: bool = False) -> None:
+    """The hub's sound devices come to exist: ALSA files under the same names the image defines.
+
+    *paced*: the speaker takes sound no faster than a real card (tests/announce/pacer.py
+    behind an ALSA pipe), so playout lasts its real time and a power cut can land inside it.
+    """
     app.write("/var/lib/hub/test/mic.raw", b"\0" * 32000 * 5, owner="hub")
-    app.write("/etc/asound.conf", ALSA_FILES)
+    conf = ALSA_FILES
+    if paced:
+        app.write("/usr/local/lib/hub-test/pacer.py", PACER.read_bytes())
+        conf = conf.replace('file "/var/lib/hub/test/speaker.raw"; format "raw"; truncate false',
+                            'file "|/usr/bin/python3 /usr/local/lib/hub-test/pacer.py /var/lib/hub/test/speaker.raw";'
+                            ' format "raw"')
+        assert "pacer.py" in conf
+    app.write("/etc/asound.conf", conf)
