@@ -13,8 +13,9 @@ APT_IMAGE := dosfstools mtools e2fsprogs e2tools fdisk
 APT_WEB := nginx chromium fonts-noto-core
 APT_BENCH := wrk
 APT_SYSTEMD := systemd
+APT_CENTRAL := postgresql
 APT_RUN := $(APT_BASE) $(APT_AUDIO)
-APT_TEST := $(APT_BASE) $(APT_AUDIO) $(APT_NET) $(APT_IMAGE) $(APT_WEB) $(APT_SYSTEMD)
+APT_TEST := $(APT_BASE) $(APT_AUDIO) $(APT_NET) $(APT_IMAGE) $(APT_WEB) $(APT_SYSTEMD) $(APT_CENTRAL)
 
 .DEFAULT_GOAL := help
 

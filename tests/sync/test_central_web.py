@@ -18,8 +18,8 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = CentralStore.open(tmp_path / "central")
+def store(tmp_path, database_url):
+    s = CentralStore.open(tmp_path / "central", database_url)
     yield s
     s.close()
 

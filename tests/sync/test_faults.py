@@ -130,9 +130,7 @@ def test_5mb_upload_interrupted_at_random_points_resumes(central, proxy, make_hu
 
 
 def central_upload(central, media_id: str) -> dict | None:
-    from hub.central.store import CentralStore
-
-    store = CentralStore.open(central.data_dir)
+    store = central.open_store()
     try:
         return store.upload_state(media_id)
     finally:
