@@ -310,7 +310,7 @@ class CentralStore:
                              (utcnow(), address, hub_id))
 
     # --- records: stored exactly once ---
-    def store_records(self, hub_id: str, records: list[dict]) -> dict[str, list[str]]:
+    def store_records(self, hub_id: str, records: list[dict], address: str | None = None) -> dict[str, list[str]]:
         """Store each record once; same id and content is a duplicate, different content a conflict.
 
         Records in another hub's name refuse the whole batch, so nothing of it is stored.
@@ -318,13 +318,14 @@ class CentralStore:
         workers race on the same id, one stores it and the other waits for
         that commit and then finds it held. Ids are taken in sorted order so
         two overlapping batches lock them in the same order and never deadlock.
+        With *address*, the hub's last contact is noted in the same transaction.
         """
         refused = [r.get("id") for r in records if r.get("hub_id") != hub_id]
         if refused:
             return {"refused": refused}
         out = {"stored": [], "duplicate": [], "conflict": []}
         now = utcnow()
-        stored = set()
+        stored: dict[str, dict] = {}
         with transaction(self.db) as conn:
             for r in sorted(records, key=lambda r: r["id"]):
                 digest = wire.content_hash(r)
@@ -339,29 +340,38 @@ class CentralStore:
                     held = conn.execute("select sha256 from records where id = ?", (r["id"],)).fetchone()
                     (out["duplicate"] if held[0] == digest else out["conflict"]).append(r["id"])
                     continue
-                stored.add(r["id"])
-                if r["kind"] == "feedback":
-                    self._feedback_arrived(conn, hub_id, r)
-                elif r["kind"] == "feedback.revision" and data.get("status") and data.get("of"):
-                    conn.execute("update feedback_state set status = ?, status_at = ? where id = ? and status_at <= ?",
-                                 (data["status"], r["created_at"], data["of"], r["created_at"]))
+                stored[r["id"]] = r
+            self._feedback_state(conn, hub_id, list(stored.values()))
+            if address is not None:
+                conn.execute("update hubs set last_contact = ?, last_address = ? where id = ?",
+                             (now, address, hub_id))
         # Answered in the order the hub sent them.
         out["stored"] = [r["id"] for r in records if r["id"] in stored]
         return out
 
     @staticmethod
-    def _feedback_arrived(conn, hub_id: str, r: dict) -> None:
-        data = r["data"]
-        at, status = r["created_at"], data.get("status", "new")
-        # A reply can arrive before the message it answers, when a batch was cut.
-        for rev in conn.execute("select created_at, data from records where of_id = ? and kind = 'feedback.revision'",
-                                (r["id"],)).fetchall():
-            rev_status = json.loads(rev[1]).get("status")
-            if rev_status and rev[0] >= at:
-                at, status = rev[0], rev_status
-        conn.execute("insert into feedback_state (id, hub_id, category, status, status_at, created_at)"
-                     " values (?, ?, ?, ?, ?, ?) on conflict (id) do nothing",
-                     (r["id"], hub_id, data.get("category", "other"), status, at, r["created_at"]))
+    def _feedback_state(conn, hub_id: str, stored: list[dict]) -> None:
+        """Keep each feedback's current category and status beside it, for the dashboard's counts."""
+        feedback = {r["id"]: r for r in stored if r["kind"] == "feedback"}
+        state = {fid: (r["created_at"], r["data"].get("status", "new")) for fid, r in feedback.items()}
+        if feedback:
+            # Replies already held, or in this batch: one can arrive before the message it answers.
+            for rev in conn.execute(
+                    f"select of_id, created_at, data from records where kind = 'feedback.revision'"
+                    f" and of_id in ({', '.join('?' * len(feedback))})", tuple(feedback)).fetchall():
+                rev_status = json.loads(rev[2]).get("status")
+                if rev_status and rev[1] >= state[rev[0]][0]:
+                    state[rev[0]] = (rev[1], rev_status)
+        for fid, r in feedback.items():
+            at, status = state[fid]
+            conn.execute("insert into feedback_state (id, hub_id, category, status, status_at, created_at)"
+                         " values (?, ?, ?, ?, ?, ?) on conflict (id) do nothing",
+                         (fid, hub_id, r["data"].get("category", "other"), status, at, r["created_at"]))
+        for r in stored:
+            of = r["data"].get("of")
+            if r["kind"] == "feedback.revision" and r["data"].get("status") and of and of not in feedback:
+                conn.execute("update feedback_state set status = ?, status_at = ? where id = ? and status_at <= ?",
+                             (r["data"]["status"], r["created_at"], of, r["created_at"]))
 
     def record(self, record_id: str) -> dict | None:
         rows = list(self.db.query("select * from records where id = ?", [record_id]))
@@ -539,7 +549,7 @@ class CentralStore:
                 and all(within(a, scope) for a in p["areas"] or [])
                 and all(within(communes.get(h), scope) for h in p["targets"] or [])]
 
-    def publications_since(self, hub_id: str, since: int, limit: int = 100) -> dict:
+    def publications_since(self, hub_id: str, since: int, limit: int = 100, address: str | None = None) -> dict:
         """What *hub_id* has not pulled yet; the hub's cursor is kept here as well.
 
         Only publications addressed to the hub are read (to all, to it, or
@@ -562,10 +572,14 @@ class CentralStore:
         for p in pubs:
             for k in ("targets", "areas", "scope", "created_by"):
                 p.pop(k)
+        now = utcnow()
         with transaction(self.db) as conn:
             conn.execute("insert into pull_cursors (hub_id, cursor, at) values (?, ?, ?)"
                          " on conflict (hub_id) do update set cursor = excluded.cursor, at = excluded.at",
-                         (hub_id, since, utcnow()))
+                         (hub_id, since, now))
+            if address is not None:
+                conn.execute("update hubs set last_contact = ?, last_address = ? where id = ?",
+                             (now, address, hub_id))
         return {"publications": pubs, "cursor": cursor, "more": more}
 
     def pull_cursor(self, hub_id: str) -> int | None:

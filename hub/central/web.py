@@ -218,8 +218,7 @@ def records():
     batch = body.get("records") if isinstance(body, dict) else None
     if not isinstance(batch, list) or len(batch) > MAX_BATCH or not all(_valid(r) for r in batch):
         return _error(400, "records must be a list of well-formed records")
-    result = store().store_records(g.hub["id"], batch)
-    store().touch_hub(g.hub["id"], request.remote_addr or "")
+    result = store().store_records(g.hub["id"], batch, address=request.remote_addr or "")
     if "refused" in result:
         return _error(403, "records in another hub's name", refused=result["refused"])
     result["status"] = {i: 201 for i in result["stored"]} | {i: 200 for i in result["duplicate"]} \
@@ -304,8 +303,7 @@ def publications():
         since = max(0, int(request.args.get("since", "0")))
     except ValueError:
         return _error(400, "since must be a number")
-    store().touch_hub(g.hub["id"], request.remote_addr or "")
-    return jsonify(store().publications_since(g.hub["id"], since))
+    return jsonify(store().publications_since(g.hub["id"], since, address=request.remote_addr or ""))
 
 
 @api.route("/files/<file_id>", methods=["GET"])
