@@ -103,10 +103,14 @@ class CentralStore:
         store = cls(data_dir, database_url)
         store.data_dir.mkdir(parents=True, exist_ok=True)
         store.media_dir.mkdir(parents=True, exist_ok=True)
-        if store.backend == database.SQLITE:
-            dbmod.integrity_check(store.db)
-        database.migrate(store.db, MIGRATION_STEPS)
-        store.load_areas()
+        try:
+            if store.backend == database.SQLITE:
+                dbmod.integrity_check(store.db)
+            database.migrate(store.db, MIGRATION_STEPS)
+            store.load_areas()
+        except BaseException:
+            store.close()
+            raise
         return store
 
     @classmethod
