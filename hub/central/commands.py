@@ -36,7 +36,7 @@ def register(sub) -> None:
     a = csub.add_parser("revoke-hub", help="revoke a hub's token; its requests are refused from now on")
     a.add_argument("name")
     a.set_defaults(func=cmd_revoke_hub)
-    a = csub.add_parser("hubs", help="list registered hubs, their last contact and health")
+    a = csub.add_parser("hubs", help="list registered hubs: commune, last contact and health")
     a.set_defaults(func=cmd_hubs)
     a = csub.add_parser("user", help="manage officer accounts for the console")
     usub = a.add_subparsers(dest="central_user_command", metavar="ACTION", required=True)
@@ -45,7 +45,7 @@ def register(sub) -> None:
     u.add_argument("--area", metavar="CODE",
                    help="limit the officer to a province (2 digits) or district (4 digits); default: every hub")
     u.set_defaults(func=cmd_user_add)
-    a = csub.add_parser("publish", help="publish a notice or announcement to all hubs or chosen ones")
+    a = csub.add_parser("publish", help="publish a notice or announcement to all hubs, to areas or to chosen hubs")
     a.add_argument("--kind", choices=("notice", "announcement"), default="notice")
     a.add_argument("--title-km", default="")
     a.add_argument("--title-en", default="")
@@ -61,7 +61,7 @@ def register(sub) -> None:
     a.add_argument("--area", action="append", metavar="CODE",
                    help="a province, district or commune by its code (repeat); default: all hubs")
     a.set_defaults(func=cmd_publish)
-    a = csub.add_parser("export", help="write every record held to stdout")
+    a = csub.add_parser("export", help="write every record held (or those of one area) to stdout")
     a.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     a.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     a.add_argument("--area", metavar="CODE", help="only the hubs in this province, district or commune")
