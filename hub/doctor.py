@@ -26,7 +26,7 @@ from typing import Any
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 MARKS = {OK: "✓", WARN: "!", FAIL: "✗", SKIP: "-"}
 #: Check names, in report order; `--skip` and `--only` take these.
-CHECKS = ("config", "database", "disk", "clock", "access_point", "portal", "audio", "gpio",
+CHECKS = ("config", "database", "disk", "clock", "services", "access_point", "portal", "audio", "gpio",
           "speech", "uplink", "sync")
 
 
@@ -40,6 +40,7 @@ TITLES = {
     "database": N_("Database"),
     "disk": N_("Free disk space"),
     "clock": N_("Clock"),
+    "services": N_("Hub services"),
     "access_point": N_("Wi-Fi access point"),
     "portal": N_("Portal"),
     "audio": N_("Sound devices"),
@@ -382,6 +383,36 @@ class Doctor:
                       {"url": url, "status": f"HTTP {status}" if isinstance(status, int)
                        else status})
 
+    # services ------------------------------------------------------------------------------
+    def check_services(self) -> Result:
+        """Every daemon running and not restarting, and what each cannot use right now."""
+        from hub import problems
+
+        units = _unit_states(SERVICES)
+        troubles = []
+        for unit, state in (units or {}).items():
+            restarts = int(state.get("NRestarts") or 0)
+            why = _exit_reason(state)
+            if state.get("ActiveState") != "active" or state.get("SubState") == "auto-restart":
+                troubles.append(f"{unit} is {state.get('ActiveState')}/{state.get('SubState')}"
+                                + (f" ({why})" if why else ""))
+            elif restarts:
+                troubles.append(f"{unit} restarted {restarts} time(s)" + (f", last {why}" if why else ""))
+        if troubles:
+            return Result("services", FAIL, N_("%(troubles)s"), {"troubles": "; ".join(troubles)},
+                          N_("`systemctl status UNIT` and `journalctl -u UNIT` say more; status=216/GROUP"
+                             " or 217/USER means the unit names a group or user this system lacks."))
+        now = problems.current(self.settings.data_dir) if self.settings is not None else {}
+        reported = [f"{daemon}: {p['text']}" for daemon, parts in now.items() for p in parts.values()]
+        if reported:
+            return Result("services", WARN, N_("Running, but cannot use: %(what)s"),
+                          {"what": "; ".join(reported)},
+                          N_("Plug in the sound card or check the pins and the hub user's groups (audio,"
+                             " gpio); the services try again by themselves."))
+        if units is None:
+            return Result("services", SKIP, N_("systemd is not running here"))
+        return Result("services", OK, N_("%(count)s services running, none restarting"), {"count": len(units)})
+
     # audio ---------------------------------------------------------------------------------
     def check_audio(self) -> Result:
         s = self.settings
@@ -612,6 +643,48 @@ def _service_running(name: str) -> bool:
         except OSError:
             continue
     return False
+
+
+#: The hub's long-running services, as systemd names them.
+SERVICES = ("hub-web", "hub-announcer", "hub-recorder", "hub-transcriber", "hub-sync")
+
+#: systemd's own exit codes (systemd.exec(5), "Process Exit Codes"): a service that
+#: never got to run its program.
+_SYSTEMD_EXITS = {200: "CHDIR", 203: "EXEC", 204: "MEMORY", 205: "LIMITS", 209: "STDOUT",
+                  210: "CHROOT", 216: "GROUP", 217: "USER", 218: "CAPABILITIES", 219: "CGROUP",
+                  225: "NETWORK", 226: "NAMESPACE", 227: "NO_NEW_PRIVILEGES", 228: "SECCOMP",
+                  233: "RUNTIME_DIRECTORY", 238: "STATE_DIRECTORY"}
+
+
+def _unit_states(units: tuple[str, ...]) -> dict[str, dict[str, str]] | None:
+    """systemd's view of *units*, or None where systemd is not PID 1."""
+    import subprocess
+
+    if not (Path("/run/systemd/system").is_dir() and shutil.which("systemctl")):
+        return None
+    props = "Id,ActiveState,SubState,NRestarts,Result,ExecMainCode,ExecMainStatus,StatusText"
+    r = subprocess.run(["systemctl", "show", "-p", props, *[f"{u}.service" for u in units]],
+                       capture_output=True, text=True, check=False)
+    out: dict[str, dict[str, str]] = {}
+    for block in r.stdout.strip().split("\n\n"):
+        state = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if state.get("Id"):
+            out[state["Id"].removesuffix(".service")] = state
+    return out
+
+
+def _exit_reason(state: dict[str, str]) -> str:
+    """How the unit's main process last ended, in systemd's words (e.g. status=216/GROUP)."""
+    status = int(state.get("ExecMainStatus") or 0)
+    code = state.get("ExecMainCode")
+    if code == "2" or state.get("Result") == "signal":  # CLD_KILLED
+        return f"killed by signal {status}"
+    if status:
+        name = _SYSTEMD_EXITS.get(status)
+        return f"status={status}/{name}" if name else f"status={status}"
+    if state.get("Result") not in (None, "", "success"):
+        return state["Result"]
+    return state.get("StatusText", "")
 
 
 def _http_status_unix(path: str, timeout: float) -> int | str:

@@ -12,6 +12,7 @@ fsynced. An upload becomes:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.db import new_id, transaction, utcnow
-from hub.errors import HubError
+from hub.errors import DiskFull, HubError
 
 #: Audio container formats phones produce, as ffprobe names them.
 AUDIO_FORMATS = {
@@ -215,11 +216,18 @@ class MediaStore:
         return p
 
     def _store_files(self, media_id: str, files: dict[str, Path]) -> dict[str, str]:
+        """Write every file of one media item, or none: a failure removes those already written."""
         names = {}
-        for role, src in files.items():
-            name = f"{media_id}.{role}{src.suffix}"
-            write_durably(self.dir / name, source=src)
-            names[role] = name
+        try:
+            for role, src in files.items():
+                name = f"{media_id}.{role}{src.suffix}"
+                write_durably(self.dir / name, source=src)
+                names[role] = name
+        except BaseException as e:
+            self.discard(media_id)
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                raise DiskFull("the data disk is full") from None
+            raise
         return names
 
     def prepare_audio(self, upload: Path, max_seconds: float | None = None) -> dict:

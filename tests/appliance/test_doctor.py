@@ -103,7 +103,7 @@ def test_a_healthy_hub_passes(healthy):
     # Every hub warns that no Khmer speech model exists (none does, anywhere) and that the
     # kiosk prompts are placeholders until a clerk records them; that is not a failure.
     assert status.pop("speech") in ("ok", "warn"), by_id["speech"]
-    expect = {**dict.fromkeys(CHECKS, "ok"), "access_point": "skip"}
+    expect = {**dict.fromkeys(CHECKS, "ok"), "access_point": "skip", "services": "skip"}
     del expect["speech"]
     assert status == expect, report
     for c in report["checks"]:
@@ -154,7 +154,7 @@ def test_a_broken_hub_fails_with_a_hint_for_each_failure(broken):
     report = json.loads(r.stdout)
     assert report["ok"] is False
     by_id = {c["id"]: c for c in report["checks"]}
-    expect = {"config": "fail", "database": "fail", "disk": "fail", "clock": "skip",
+    expect = {"config": "fail", "database": "fail", "disk": "fail", "clock": "skip", "services": "skip",
               "access_point": "skip", "portal": "fail", "audio": "fail", "gpio": "fail",
               "speech": "fail", "uplink": "warn", "sync": "skip"}
     assert {k: by_id[k]["status"] for k in expect} == expect, report
