@@ -59,6 +59,12 @@ class PgConnection:
         cur.execute(_pg_sql(sql), tuple(params))
         return cur
 
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
     def close(self) -> None:
         self.raw.close()
 

@@ -120,6 +120,8 @@ class CentralStore:
     @property
     def db(self):
         conn = getattr(self._local, "db", None)
+        if conn is not None and conn.backend == database.POSTGRESQL and (conn.conn.raw.broken or conn.conn.raw.closed):
+            conn = None  # the server restarted or the network cut the connection: open a new one
         if conn is None:
             conn = database.connect(self.database_url, self.path)
             self._local.db = conn

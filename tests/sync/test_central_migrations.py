@@ -45,3 +45,36 @@ def test_a_database_from_a_newer_version_is_refused(tmp_path, database_url):
     store.close()
     with pytest.raises(StoreError, match="c9999_future"):
         CentralStore.open(tmp_path / "c", database_url)
+
+
+def test_a_refused_write_leaves_no_open_transaction(tmp_path, database_url):
+    """An error inside a transaction rolls it back on both backends; the next write works."""
+    from hub.central.store import CentralError
+
+    store = CentralStore.open(tmp_path / "d", database_url)
+    try:
+        store.add_hub("basak", None, "120101")
+        with pytest.raises(CentralError, match="already registered"):
+            store.add_hub("basak", None, "120101")
+        assert not store.db.conn.in_transaction
+        store.add_hub("phsar", None, "120201")
+        assert store.hub_count() == 2
+    finally:
+        store.close()
+
+
+def test_a_lost_postgresql_connection_is_opened_again(tmp_path, postgres):
+    import psycopg
+
+    url = postgres.create_database()
+    store = CentralStore.open(tmp_path / "e", url)
+    try:
+        pid = store.db.conn.execute("select pg_backend_pid()").fetchone()[0]
+        with psycopg.connect(postgres.url(), autocommit=True) as admin:
+            admin.execute("select pg_terminate_backend(%s)", (pid,))
+        with pytest.raises(psycopg.OperationalError):
+            store.hub_count()
+        assert store.hub_count() == 0, "the next call has a new connection"
+    finally:
+        store.close()
+        postgres.drop_database(url)
