@@ -39,6 +39,8 @@ PENDING = "pending:"
 #: Column of ``hubs`` that holds the area code of each length.
 AREA_COLUMN = {2: "province_code", 4: "district_code", 6: "commune_code"}
 LEVELS = {2: "province", 4: "district", 6: "commune"}
+#: Records read per query while exporting.
+EXPORT_PAGE = 5000
 
 
 class CentralError(HubError):
@@ -683,12 +685,23 @@ class CentralStore:
         """Write every record held (and every publication) in *scope* as JSON lines or CSV; return the count."""
         n = 0
         where, args = scope_clause(scope)
-        rows = self.db.query("select r.*, h.name as hub_name from records r join hubs h on h.id = r.hub_id"
-                             f" where {where} order by r.seq", args)
+
+        def rows():
+            # A page at a time, so a national export never holds every record in memory.
+            last = 0
+            while True:
+                page = list(self.db.query("select r.*, h.name as hub_name from records r join hubs h"
+                                          f" on h.id = r.hub_id where {where} and r.seq > ? order by r.seq limit ?",
+                                          [*args, last, EXPORT_PAGE]))
+                yield from page
+                if len(page) < EXPORT_PAGE:
+                    return
+                last = page[-1]["seq"]
+
         if fmt == "csv":
             w = csv.writer(out)
             w.writerow(["id", "kind", "hub_id", "hub_name", "created_at", "received_at", "sha256", "data"])
-        for r in rows:
+        for r in rows():
             if fmt == "jsonl":
                 out.write(json.dumps({"id": r["id"], "kind": r["kind"], "hub_id": r["hub_id"],
                                       "hub_name": r["hub_name"], "created_at": r["created_at"],

@@ -476,13 +476,18 @@ def media(media_id: str):
 def export():
     """Every record inside the officer's scope, as CSV or JSON lines."""
     import io
+    import tempfile
 
     fmt = "csv" if request.args.get("format") == "csv" else "jsonl"
-    out = io.StringIO()
-    store().export(fmt, out, scope=g.scope)
-    name = f"central-{g.scope or 'all'}.{fmt}"
-    return Response(out.getvalue(), mimetype="text/csv" if fmt == "csv" else "application/x-ndjson",
-                    headers={"Content-Disposition": f"attachment; filename={name}"})
+    # Spooled to disk past 8 MB: a national export can be large.
+    out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+    store().export(fmt, text, scope=g.scope)
+    text.flush()
+    text.detach()
+    out.seek(0)
+    return send_file(out, mimetype="text/csv" if fmt == "csv" else "application/x-ndjson", as_attachment=True,
+                     download_name=f"central-{g.scope or 'all'}.{fmt}")
 
 
 def _targetable_areas() -> list[dict]:

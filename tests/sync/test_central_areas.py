@@ -87,11 +87,20 @@ def test_a_province_officer_sees_and_exports_only_their_province(store, placed, 
     assert client.get("/?area=2101").status_code == 404
     angkor_media = next(r["id"] for r in store.records("media") if r["hub_id"] == placed["angkor"])
     assert client.get(f"/media/{angkor_media}").status_code == 404
-    exported = [json.loads(line) for line in client.get("/export").get_data(as_text=True).splitlines()]
+    exported = [json.loads(line) for line in download(client, "/export").splitlines()]
     assert {r["hub_name"] for r in exported} == {"basak", "phsar"}
     assert len(exported) == 6
-    csv_text = client.get("/export?format=csv").get_data(as_text=True)
+    csv_text = download(client, "/export?format=csv")
     assert "angkor" not in csv_text and "basak" in csv_text
+
+
+def download(client, path: str) -> str:
+    r = client.get(path)
+    try:
+        assert r.status_code == 200 and r.headers["Content-Disposition"].startswith("attachment")
+        return r.get_data(as_text=True)
+    finally:
+        r.close()
 
 
 def test_a_district_officer_sees_only_their_district(store, placed, make_settings):
