@@ -28,10 +28,12 @@ def pg_bin(name: str) -> str:
 
 class PostgresServer:
     def __init__(self, fsync: bool = False):
-        self.dir = Path(tempfile.mkdtemp(prefix="hub-pg-"))
+        self.user = "nobody" if os.geteuid() == 0 else None
+        # /tmp, not TMPDIR, for the unprivileged user: TMPDIR may sit in a directory it cannot enter,
+        # and a unix socket's path must stay short.
+        self.dir = Path(tempfile.mkdtemp(prefix="hub-pg-", dir="/tmp" if self.user else None))
         self.data = self.dir / "data"
         self.socket_dir = self.dir
-        self.user = "nobody" if os.geteuid() == 0 else None
         if self.user:
             pw = pwd.getpwnam(self.user)
             os.chown(self.dir, pw.pw_uid, pw.pw_gid)
