@@ -73,9 +73,10 @@ def read_password(prompt: str = "Password: ") -> str:
 def cmd_migrate(args) -> int:
     from hub import db as dbmod
     from hub.context import Context
+    from hub.media import make_dir
 
     settings = _settings(args)
-    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(settings.media_dir)
     ctx = Context(settings)
     dbmod.integrity_check(ctx.db)
     applied = dbmod.migrate(ctx.db)

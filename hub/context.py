@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import secrets
 import threading
-from pathlib import Path
 
 from hub import db as dbmod
 from hub.clock import Clock
 from hub.db import transaction
-from hub.media import MediaStore
+from hub.media import MediaStore, make_dir
 
 
 class Context:
@@ -67,8 +66,7 @@ def state_value(db, key: str, make) -> str:
 
 def open_context(settings, migrate: bool = True) -> Context:
     """Prepare the data directory and database for a daemon; check integrity first."""
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(settings.media_dir)  # and the data directory, if it is missing
     ctx = Context(settings)
     dbmod.integrity_check(ctx.db)
     if migrate:

@@ -318,7 +318,7 @@ class Appliance:
 
     def drop_in(self, unit: str, name: str, text: str) -> None:
         """A unit drop-in, written before boot (or followed by daemon-reload)."""
-        d = self.root / "etc/systemd/system" / f"{unit}.d"
+        d = self.root / "etc/systemd/system" / f"{unit if '.' in unit else unit + '.service'}.d"
         d.mkdir(parents=True, exist_ok=True)
         (d / f"{name}.conf").write_text(text)
 

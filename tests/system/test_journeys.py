@@ -102,6 +102,11 @@ def app(hub_layer, tmp_path_factory, central):
         a.destroy()
 
 
+def text_of(r) -> str:
+    """A page's text without the zero-width spaces the hub puts between Khmer words."""
+    return r.text.replace("\u200b", "")
+
+
 def doctor(app: Appliance) -> dict:
     r = app.hub("doctor --json --lang en", check=False)
     report = json.loads(r.stdout)
@@ -121,7 +126,7 @@ def test_missing_sound_card_and_pins_are_reported_and_the_daemons_keep_running(a
                      30, message="hub doctor does not say what the daemons cannot use")
     assert found["status"] == "warn"
     assert "announcer" in found["detail"] and "hub_speaker" in found["detail"]
-    assert "recorder" in found["detail"] and "record button pin GPIO22" in found["detail"]
+    assert "recorder" in found["detail"] and "button pin GPIO22" in found["detail"]
     assert app.unit("hub-announcer", "NRestarts") == "0" and app.unit("hub-recorder", "NRestarts") == "0"
     # The clerk sees it too.
     page = clerk_session(app).get(f"{app.staff}/clerk/", timeout=30).text
@@ -164,7 +169,7 @@ def test_a_clerk_publishes_a_notice_with_a_picture_and_audio_and_a_phone_gets_bo
                    allow_redirects=False, timeout=120)
     assert r.status_code in (302, 303), r.text[:800]
     phone = session()
-    home = phone.get(f"{app.portal}/", timeout=30).text
+    home = text_of(phone.get(f"{app.portal}/", timeout=30))
     assert "ប្រជុំភូមិ" in home
     notice = home.split('href="/notice/', 1)[1].split('"', 1)[0]
     page = phone.get(f"{app.portal}/notice/{notice}", timeout=30).text
@@ -217,8 +222,12 @@ def test_sync_delivers_to_the_central_server_and_a_publication_comes_back(app, c
                          for r in central.records()), 120, interval=3,
              message="the feedback did not reach the central server")
     central.cli("publish", "--title-km", "ព័ត៌មានពីស្រុក", "--title-en", "News from the district")
-    wait_for(lambda: "ព័ត៌មានពីស្រុក" in session().get(f"{app.portal}/", timeout=30).text, 120, interval=3,
-             message="the publication did not come down to the portal")
+    try:
+        wait_for(lambda: "ព័ត៌មានពីស្រុក" in text_of(session().get(f"{app.portal}/", timeout=30)), 120, interval=3,
+                 message="the publication did not come down to the portal")
+    except AssertionError:
+        print(app.journal("hub-sync")[-3000:], (central.dir / "central.log").read_text()[-3000:])
+        raise
 
 
 def test_hub_doctor_names_a_unit_that_keeps_restarting_and_why(app):
