@@ -14,8 +14,10 @@ APT_WEB := nginx chromium fonts-noto-core
 APT_BENCH := wrk
 # The booted-appliance tests: a Debian root, booted with systemd-nspawn.
 APT_SYSTEMD := systemd systemd-container mmdebstrap
+# The central server's tests and bench run a real PostgreSQL.
+APT_CENTRAL := postgresql
 APT_RUN := $(APT_BASE) $(APT_AUDIO)
-APT_TEST := $(APT_BASE) $(APT_AUDIO) $(APT_NET) $(APT_IMAGE) $(APT_WEB) $(APT_SYSTEMD)
+APT_TEST := $(APT_BASE) $(APT_AUDIO) $(APT_NET) $(APT_IMAGE) $(APT_WEB) $(APT_SYSTEMD) $(APT_CENTRAL)
 
 .DEFAULT_GOAL := help
 

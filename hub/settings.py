@@ -101,6 +101,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("sync_chunk_kb", int, 256, "Size of one media upload request, in kilobytes; a cut upload resends at most this much."),
     S("sync_timeout_seconds", float, 30.0, "How long to wait for the central server before a request counts as failed."),
     S("sync_max_backoff_seconds", int, 3600, "Longest wait between attempts after failures (the wait doubles from 30 s)."),
+    # --- the central server (`hub central`) ---
+    S("database_url", str, "", "Central server's database: postgresql://user@host/name, or empty for SQLite (central.db in data_dir)."),
     S("telegram_bot_token", str, "", "Bot token for mirroring public notices to Telegram. Empty: no mirror.", secret=True),
     S("telegram_chat_id", str, "", "The commune's Telegram channel, e.g. @mycommune."),
     S("telegram_api_url", str, "https://api.telegram.org", "Base address of the Telegram Bot API."),
@@ -291,6 +293,8 @@ def _check(values: dict[str, Any]) -> None:
         bad("grace_minutes", "must not be negative")
     if values["central_url"] and not values["central_url"].startswith(("http://", "https://")):
         bad("central_url", "must start with https:// (or http:// on loopback)")
+    if values["database_url"] and not values["database_url"].startswith(("postgresql://", "postgres://")):
+        bad("database_url", "must start with postgresql:// (or be empty for SQLite)")
     try:
         from zoneinfo import ZoneInfo
 

@@ -11,6 +11,7 @@ SECTIONS = (
     ("Announcements", "tests.announce.bench"),
     ("Spoken input", "tests.voice.bench"),
     ("Sync", "tests.sync.bench"),
+    ("National central server: 1,652 hubs, SQLite and PostgreSQL", "tests.central.bench"),
 )
 
 

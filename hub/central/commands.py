@@ -1,4 +1,5 @@
-"""`hub central` and its actions: serve, add-hub, revoke-hub, hubs, user, publish, export."""
+"""`hub central` and its actions: serve, add-hub, place-hub, revoke-hub, hubs, areas, user, publish, export,
+backup, restore."""
 
 from __future__ import annotations
 
@@ -6,26 +7,45 @@ import sys
 
 
 def register(sub) -> None:
-    p = sub.add_parser("central", help="run the central server (district/province), or manage it")
-    p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    p.add_argument("--bind", help="address to listen on (default HOST:PORT from settings)")
+    p = sub.add_parser("central", help="run the central server (district, province or national), or manage it",
+                       description="Without an action, the same as `hub central serve`. The database is the"
+                                   " database_url setting: empty for SQLite in data_dir, or postgresql://...")
+    _serve_options(p)
     p.set_defaults(func=cmd_serve)
     csub = p.add_subparsers(dest="central_command", metavar="ACTION")
+    a = csub.add_parser("serve", help="serve the sync API and the officers' console under gunicorn",
+                        description="Migrates the database once, then starts gunicorn with WORKERS processes of"
+                                    " 8 threads each. Workers share nothing but the database, so add workers"
+                                    " (about 2 per core) for more hubs; with PostgreSQL, several machines can"
+                                    " serve the same database behind one nginx. See the README for the nginx"
+                                    " and TLS front.")
+    _serve_options(a)
+    a.set_defaults(func=cmd_serve)
     a = csub.add_parser("add-hub", help="register a hub and print its token (shown once)")
     a.add_argument("name")
     a.add_argument("--hub-id", help="the hub's own id (its hub_id setting); default: made here")
+    a.add_argument("--commune", metavar="CODE", help="the hub's commune, by its 6-digit code (see `areas`)")
     a.set_defaults(func=cmd_add_hub)
+    a = csub.add_parser("place-hub", help="put a registered hub in a commune")
+    a.add_argument("name")
+    a.add_argument("commune", metavar="CODE", help="6-digit commune code")
+    a.set_defaults(func=cmd_place_hub)
+    a = csub.add_parser("areas", help="list provinces, or the districts or communes inside an area, with codes")
+    a.add_argument("code", nargs="?", help="a province (2 digits) or district (4 digits); default: provinces")
+    a.set_defaults(func=cmd_areas)
     a = csub.add_parser("revoke-hub", help="revoke a hub's token; its requests are refused from now on")
     a.add_argument("name")
     a.set_defaults(func=cmd_revoke_hub)
-    a = csub.add_parser("hubs", help="list registered hubs, their last contact and health")
+    a = csub.add_parser("hubs", help="list registered hubs: commune, last contact and health")
     a.set_defaults(func=cmd_hubs)
     a = csub.add_parser("user", help="manage officer accounts for the console")
     usub = a.add_subparsers(dest="central_user_command", metavar="ACTION", required=True)
     u = usub.add_parser("add", help="add an officer; the password is read from stdin when it is not a terminal")
     u.add_argument("name")
+    u.add_argument("--area", metavar="CODE",
+                   help="limit the officer to a province (2 digits) or district (4 digits); default: every hub")
     u.set_defaults(func=cmd_user_add)
-    a = csub.add_parser("publish", help="publish a notice or announcement to all hubs or chosen ones")
+    a = csub.add_parser("publish", help="publish a notice or announcement to all hubs, to areas or to chosen hubs")
     a.add_argument("--kind", choices=("notice", "announcement"), default="notice")
     a.add_argument("--title-km", default="")
     a.add_argument("--title-en", default="")
@@ -38,18 +58,35 @@ def register(sub) -> None:
                         " default: as soon as each hub receives it")
     a.add_argument("--repeats", type=int, default=1, help="announcements: times to play it in a row")
     a.add_argument("--to", action="append", metavar="HUB", help="hub name (repeat); default: all hubs")
+    a.add_argument("--area", action="append", metavar="CODE",
+                   help="a province, district or commune by its code (repeat); default: all hubs")
     a.set_defaults(func=cmd_publish)
-    a = csub.add_parser("export", help="write every record held to stdout")
+    a = csub.add_parser("export", help="write every record held (or those of one area) to stdout")
     a.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     a.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    a.add_argument("--area", metavar="CODE", help="only the hubs in this province, district or commune")
     a.set_defaults(func=cmd_export)
+    a = csub.add_parser("backup", help="copy the database (SQLite backup API or pg_dump) and all media to DIR",
+                        description="Safe while the server runs. DIR must be new or empty.")
+    a.add_argument("dir")
+    a.set_defaults(func=cmd_backup)
+    a = csub.add_parser("restore", help="restore a backup made by `backup` into an empty database",
+                        description="The settings name the database and data_dir to restore into; they must"
+                                    " hold no hubs or records yet.")
+    a.add_argument("dir")
+    a.set_defaults(func=cmd_restore)
+
+
+def _serve_options(p) -> None:
+    p.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+    p.add_argument("--bind", help="address to listen on (default HOST:PORT from settings)")
 
 
 def _store(args):
     from hub.central.store import CentralStore
     from hub.cli import load_settings
 
-    return CentralStore.open(load_settings(args).data_dir)
+    return CentralStore.from_settings(load_settings(args))
 
 
 def cmd_serve(args) -> int:
@@ -61,7 +98,7 @@ def cmd_serve(args) -> int:
 
     settings = load_settings(args)
     setup_logging(settings.log_level)
-    CentralStore.open(settings.data_dir).close()  # migrate once, before the workers start
+    CentralStore.from_settings(settings).close()  # migrate once, before the workers start
     bind = args.bind or f"{settings.host}:{settings.port}"
 
     class CentralApplication(BaseApplication):
@@ -79,16 +116,34 @@ def cmd_serve(args) -> int:
         def load(self):
             return create_central_app(settings)
 
-    print(f"hub central: serving http://{bind}/", flush=True)
+    backend = "PostgreSQL" if settings.database_url else f"SQLite in {settings.data_dir}"
+    print(f"hub central: serving http://{bind}/ with {max(1, args.workers)} workers on {backend}", flush=True)
     CentralApplication().run()
     return 0
 
 
 def cmd_add_hub(args) -> int:
-    hub_id, token = _store(args).add_hub(args.name, args.hub_id)
+    hub_id, token = _store(args).add_hub(args.name, args.hub_id, args.commune)
     print(f"hub {args.name} registered, id {hub_id}", file=sys.stderr)
     print("put this token in the hub's central_token setting (it is not shown again):", file=sys.stderr)
     print(token, flush=True)
+    return 0
+
+
+def cmd_place_hub(args) -> int:
+    _store(args).place_hub(args.name, args.commune)
+    print(f"hub {args.name}: commune {args.commune}")
+    return 0
+
+
+def cmd_areas(args) -> int:
+    store = _store(args)
+    if args.code and store.area(args.code) is None:
+        from hub.central.store import CentralError
+
+        raise CentralError(f"no area with the code {args.code!r}")
+    for a in store.areas(args.code):
+        print(f"{a['code']}\t{a['name_en']}\t{a['name_km']}")
     return 0
 
 
@@ -102,17 +157,17 @@ def cmd_hubs(args) -> int:
     for h in _store(args).hubs():
         state = "revoked" if h["revoked_at"] else "active"
         health = h["health"]
-        print(f"{h['name']}\t{h['id']}\t{state}\tlast contact {h['last_contact'] or 'never'}"
+        print(f"{h['name']}\t{h['id']}\t{h['commune_code'] or '-'}\t{state}"
+              f"\tlast contact {h['last_contact'] or 'never'}"
               f"\tpending {health.get('outbox_pending', '?')}\tfree {health.get('disk_free_mb', '?')} MB")
     return 0
 
 
 def cmd_user_add(args) -> int:
-    from hub import accounts
     from hub.commands import read_password
 
-    accounts.add_user(_store(args).db, args.name, read_password(), "admin")
-    print(f"added officer {args.name}")
+    _store(args).add_officer(args.name, read_password(), args.area)
+    print(f"added officer {args.name}" + (f" for area {args.area}" if args.area else ""))
     return 0
 
 
@@ -147,7 +202,7 @@ def cmd_publish(args) -> int:
         path = Path(args.audio)
         row = store.add_file(path.read_bytes(), path.name, "audio/mpeg")
         data["audio"] = {"id": row["id"], "sha256": row["sha256"], "bytes": row["bytes"]}
-    print(store.publish(args.kind, data, targets, "cli"))
+    print(store.publish(args.kind, data, targets, "cli", areas=args.area))
     return 0
 
 
@@ -155,8 +210,28 @@ def cmd_export(args) -> int:
     store = _store(args)
     if args.output:
         with open(args.output, "w", encoding="utf-8", newline="") as f:
-            n = store.export(args.format, f)
+            n = store.export(args.format, f, scope=args.area)
     else:
-        n = store.export(args.format, sys.stdout)
+        n = store.export(args.format, sys.stdout, scope=args.area)
     print(f"exported {n} records", file=sys.stderr)
+    return 0
+
+
+def cmd_backup(args) -> int:
+    from hub.central import backup
+
+    m = backup.backup(_store(args), args.dir)
+    c = m["counts"]
+    print(f"backed up {c['hubs']} hubs, {c['records']} records, {c['publications']} publications and"
+          f" {m['media_files']} media files ({m['backend']}) to {args.dir}")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    from hub.central import backup
+
+    m = backup.restore(_store(args), args.dir)
+    c = m["counts"]
+    print(f"restored {c['hubs']} hubs, {c['records']} records, {c['publications']} publications and"
+          f" {m['media_files']} media files from {args.dir} (made {m['made_at']})")
     return 0

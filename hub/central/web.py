@@ -3,6 +3,14 @@
 ``create_central_app`` is a Flask app of its own, separate from the hub's
 portal. Every API answer is signed for the token the request presented
 (:func:`hub.sync.wire.sign`), so a hub can tell it from a captive portal.
+
+The app keeps nothing of its own between requests: sessions are signed
+cookies whose key is in the database, login failures, hubs and
+publication targets are rows, so any number of gunicorn workers on any
+number of machines can serve the same database.
+
+An officer may be scoped to a province or a district (``g.scope``, an area
+code): every page, export and publication is limited to the hubs inside it.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from flask import (
 )
 
 from hub import accounts
-from hub.central.store import KINDS, MAX_MEDIA_BYTES, PENDING, CentralError, CentralStore
+from hub.central.store import KINDS, MAX_MEDIA_BYTES, PENDING, CentralError, CentralStore, within
 from hub.sync import wire
 from hub.web.i18n import N_, _
 
@@ -53,7 +61,10 @@ MENU = [
     ("central.plays", "loudspeaker", N_("Playback logs")),
     ("central.hubs", "village", N_("Hubs")),
     ("central.publish", "notice", N_("Publish")),
+    ("central.export", "papers", N_("Export")),
 ]
+#: Rows per page on the console's long lists.
+PER_PAGE = 50
 
 
 def create_central_app(settings=None, store: CentralStore | None = None) -> Flask:
@@ -66,7 +77,7 @@ def create_central_app(settings=None, store: CentralStore | None = None) -> Flas
         from hub import settings as settings_mod
 
         settings = settings_mod.load()
-    store = store or CentralStore.open(settings.data_dir)
+    store = store or CentralStore.from_settings(settings)
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=str(STATIC),
                 static_url_path="/static")
     app.config.update(
@@ -91,11 +102,14 @@ def create_central_app(settings=None, store: CentralStore | None = None) -> Flas
     @app.before_request
     def _csrf_and_user():
         g.user = None
+        g.scope = None
         if request.path.startswith(wire.API):
             return None
         uid = session.get("user_id")
         if uid:
             g.user = accounts.get_user(store.db, uid)
+            if g.user:
+                g.scope = store.scope_of(uid)
         if request.method == "POST":
             sent = request.form.get("csrf_token") or ""
             expected = session.get("csrf") or ""
@@ -119,7 +133,8 @@ def create_central_app(settings=None, store: CentralStore | None = None) -> Flas
     @app.context_processor
     def _globals():
         return {"static_url": static_url, "icon": icon, "csrf_token": csrf_token,
-                "user": g.get("user"), "menu": MENU, "hub_name": _("Central server")}
+                "user": g.get("user"), "menu": MENU, "hub_name": _("Central server"),
+                "scope_area": store.area(g.get("scope")), "area_name": _area_name}
 
     return app
 
@@ -203,8 +218,7 @@ def records():
     batch = body.get("records") if isinstance(body, dict) else None
     if not isinstance(batch, list) or len(batch) > MAX_BATCH or not all(_valid(r) for r in batch):
         return _error(400, "records must be a list of well-formed records")
-    result = store().store_records(g.hub["id"], batch)
-    store().touch_hub(g.hub["id"], request.remote_addr or "")
+    result = store().store_records(g.hub["id"], batch, address=request.remote_addr or "")
     if "refused" in result:
         return _error(403, "records in another hub's name", refused=result["refused"])
     result["status"] = {i: 201 for i in result["stored"]} | {i: 200 for i in result["duplicate"]} \
@@ -289,8 +303,7 @@ def publications():
         since = max(0, int(request.args.get("since", "0")))
     except ValueError:
         return _error(400, "since must be a number")
-    store().touch_hub(g.hub["id"], request.remote_addr or "")
-    return jsonify(store().publications_since(g.hub["id"], since))
+    return jsonify(store().publications_since(g.hub["id"], since, address=request.remote_addr or ""))
 
 
 @api.route("/files/<file_id>", methods=["GET"])
@@ -298,9 +311,9 @@ def file(file_id: str):
     found = store().file(file_id)
     if found is None:
         return _error(404, "no such file")
-    row, path = found
+    row, content = found
     # Read whole: the answer is signed over its body.
-    return Response(path.read_bytes(), mimetype=row["type"])
+    return Response(content, mimetype=row["type"])
 
 
 # --- the officers' console -----------------------------------------------------------------
@@ -359,16 +372,49 @@ def _category_names() -> dict[str, str]:
     return {c[0]: (c[2] if g.lang == "km" else c[1]) for c in feedback.CATEGORIES}
 
 
+def _area_name(a: dict | None) -> str:
+    if not a:
+        return _("Cambodia")
+    return a.get("name_km") if g.lang == "km" else a.get("name_en")
+
+
+def _page() -> int:
+    try:
+        return max(1, int(request.args.get("page", "1")))
+    except ValueError:
+        return 1
+
+
+def _area_arg() -> str | None:
+    """The area a page is asked for; outside the officer's scope it is a 404."""
+    code = (request.args.get("area") or "").strip() or g.scope
+    if code and (store().area(code) is None or not code.startswith(g.scope or "")):
+        abort(404)
+    return code
+
+
 @console.route("/")
 @login_required
 def dashboard():
     from hub.web.chart import stacked_bars
 
-    o = store().feedback_overview()
+    area = _area_arg()
+    o = store().feedback_overview(scope=area)
     names = _category_names()
     series = [(names.get(k, k), v) for k, v in o["weekly"].items()]
     chart = stacked_bars([w[5:] for w in o["weeks"]], series or [(names["other"], [0] * len(o["weeks"]))])
-    return render_template("central/dashboard.html", o=o, chart=chart, names=names, hubs=store().hubs())
+    page = _page()
+    if area and len(area) == 6:
+        below, hubs = None, store().hubs(area=area, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
+        pages = max(1, -(-store().hub_count(area=area) // PER_PAGE))
+    else:
+        below = store().areas_overview(area, page=page, per_page=PER_PAGE)
+        # Hubs registered before they were put in a commune are shown to national officers.
+        hubs = [] if area else store().hubs(unplaced=True, limit=PER_PAGE)
+        pages = below["pages"]
+    return render_template("central/dashboard.html", o=o, chart=chart, names=names, area=store().area(area),
+                           path=[a for a in store().area_path(area) if len(a["code"]) >= len(g.scope or "")],
+                           below=below, hubs=hubs, page=page, pages=pages)
 
 
 @console.route("/feedback")
@@ -377,15 +423,17 @@ def feedback():
     from hub import feedback as fb
 
     args = {k: request.args.get(k) or None for k in ("category", "status", "hub")}
-    items = store().feedback_items(**args)
+    page = _page()
+    items = store().feedback_items(**args, scope=g.scope, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
     return render_template("central/feedback.html", items=items, args=args, names=_category_names(),
-                           statuses=fb.STATUSES, hubs=store().hubs())
+                           statuses=fb.STATUSES, page=page, more=len(items) == PER_PAGE)
 
 
 @console.route("/transcripts")
 @login_required
 def transcripts():
-    items = store().records("transcript", limit=300) + store().records("transcript.revision", limit=300)
+    items = store().records("transcript", limit=300, scope=g.scope) \
+        + store().records("transcript.revision", limit=300, scope=g.scope)
     items.sort(key=lambda r: r["created_at"], reverse=True)
     return render_template("central/records.html", items=items[:300], title=_("Transcripts"),
                            icon_name="papers")
@@ -394,7 +442,8 @@ def transcripts():
 @console.route("/plays")
 @login_required
 def plays():
-    items = store().records("play", limit=300) + store().records("play.revision", limit=300)
+    items = store().records("play", limit=300, scope=g.scope) + store().records("play.revision", limit=300,
+                                                                                 scope=g.scope)
     items.sort(key=lambda r: r["created_at"], reverse=True)
     return render_template("central/records.html", items=items[:300], title=_("Playback logs"),
                            icon_name="loudspeaker")
@@ -403,23 +452,62 @@ def plays():
 @console.route("/hubs")
 @login_required
 def hubs():
-    return render_template("central/hubs.html", hubs=store().hubs(), now=time.time())
+    page = _page()
+    total = store().hub_count(g.scope)
+    return render_template("central/hubs.html", now=time.time(), page=page, pages=max(1, -(-total // PER_PAGE)),
+                           hubs=store().hubs(g.scope, limit=PER_PAGE, offset=(page - 1) * PER_PAGE), total=total)
 
 
 @console.route("/media/<media_id>")
 @login_required
 def media(media_id: str):
-    path = store().media_path(media_id)
     rec = store().media_record(media_id)
-    if path is None or rec is None:
+    name = store().media_name(media_id)
+    if name is None or rec is None or not within(rec["commune_code"], g.scope):
         abort(404)
-    return send_file(path, mimetype=rec.get("type") or "application/octet-stream")
+    path = store().media.local_path(name)
+    if path is not None:
+        return send_file(path, mimetype=rec.get("type") or "application/octet-stream")
+    return Response(store().media.read(name), mimetype=rec.get("type") or "application/octet-stream")
+
+
+@console.route("/export")
+@login_required
+def export():
+    """Every record inside the officer's scope, as CSV or JSON lines."""
+    import io
+    import tempfile
+
+    fmt = "csv" if request.args.get("format") == "csv" else "jsonl"
+    # Spooled to disk past 8 MB: a national export can be large.
+    out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+    store().export(fmt, text, scope=g.scope)
+    text.flush()
+    text.detach()
+    out.seek(0)
+    return send_file(out, mimetype="text/csv" if fmt == "csv" else "application/x-ndjson", as_attachment=True,
+                     download_name=f"central-{g.scope or 'all'}.{fmt}")
+
+
+def _targetable_areas() -> list[dict]:
+    """Provinces and districts an officer may address (a district officer: only their own)."""
+    scope = g.scope
+    if scope and len(scope) == 4:
+        return [store().area(scope)]
+    provinces = [store().area(scope)] if scope else store().areas()
+    out = []
+    for p in provinces:
+        out.append(p)
+        out.extend(store().areas(p["code"]))
+    return out
 
 
 @console.route("/publish", methods=["GET", "POST"])
 @login_required
 def publish():
     error = None
+    hub_total = store().hub_count(g.scope)
     if request.method == "POST":
         f = request.form
         data = {k: (f.get(k) or "").strip() for k in ("title_km", "title_en", "body_km", "body_en")}
@@ -431,28 +519,38 @@ def publish():
         play_at = (f.get("play_at") or "").strip()
         if kind == "announcement" and play_at:
             data["play_at"] = play_at
-        targets = None if f.get("to") != "chosen" else f.getlist("hub")
+        to = f.get("to") or "all"
+        targets = f.getlist("hub") if to == "chosen" else []
+        areas = []
+        if to == "area":
+            areas = [c for c in f.getlist("area") if c]
+        elif to == "communes":
+            areas = [c for c in (f.get("communes") or "").replace(",", " ").split() if c]
         upload = request.files.get("audio")
         try:
-            if targets is not None and not targets:
+            if to != "all" and not (targets or areas):
                 raise CentralError(_("Choose at least one hub, or send to all hubs."))
+            if to == "communes" and any(len(c) != 6 for c in areas):
+                raise CentralError(_("A commune code has 6 digits, like 120101."))
             if upload is not None and upload.filename:
                 content = upload.read()
                 row = store().add_file(content, upload.filename, upload.mimetype or "audio/mpeg")
                 data["audio"] = {"id": row["id"], "sha256": row["sha256"], "bytes": row["bytes"]}
-            store().publish(kind, data, targets, g.user["username"])
+            store().publish(kind, data, targets, g.user["username"], areas=areas, scope=g.scope)
             return redirect(url_for("central.publish"), code=303)
         except CentralError as e:
             error = str(e) if "title" not in str(e) else _("A notice needs a title in Khmer or English.")
-    return render_template("central/publish.html", hubs=store().hubs(), pubs=store().publications(),
-                           error=error, kinds=KINDS)
+    hubs = store().hubs(g.scope, limit=200) if hub_total <= 200 else []
+    return render_template("central/publish.html", hubs=hubs, pubs=store().publications(g.scope, limit=100),
+                           error=error, kinds=KINDS, areas=_targetable_areas(), hub_total=hub_total,
+                           hub_names={h["id"]: h["name"] for h in hubs})
 
 
 @console.route("/publications/<pub_id>/withdraw", methods=["POST"])
 @login_required
 def withdraw(pub_id: str):
     try:
-        store().withdraw(pub_id)
+        store().withdraw(pub_id, scope=g.scope)
     except CentralError:
         abort(404)
     return redirect(url_for("central.publish"), code=303)

@@ -9,9 +9,31 @@ from hub.context import open_context
 from tests.sync.procs import Central, FaultProxy, base_env
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the session; each test that wants it gets its own database."""
+    from tests.sync.pg import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request):
+    """The central server's database, once on each backend: "" for SQLite, a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    server = request.getfixturevalue("postgres")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
+
+
 @pytest.fixture
-def central(tmp_path):
-    c = Central(tmp_path / "central")
+def central(tmp_path, database_url):
+    c = Central(tmp_path / "central", database_url=database_url)
     yield c
     c.stop()
 

@@ -39,11 +39,14 @@ def hub_cmd(args: list[str], env: dict, timeout: float = 120, stdin: str | None 
 class Central:
     """`hub central` in its own process on a free loopback port, stopped by its pid."""
 
-    def __init__(self, data_dir: Path, workers: int = 1):
+    def __init__(self, data_dir: Path, workers: int = 1, database_url: str = "", **settings):
         self.data_dir = Path(data_dir)
+        self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = base_env(self.data_dir, port=self.port, host="127.0.0.1")
+        self.env = base_env(self.data_dir, port=self.port, host="127.0.0.1", **settings)
+        if database_url:
+            self.env["HUB_DATABASE_URL"] = database_url
         self.log = self.data_dir / "central.log"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
@@ -60,6 +63,11 @@ class Central:
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError("hub central did not start")
+
+    def open_store(self):
+        from hub.central.store import CentralStore
+
+        return CentralStore.open(self.data_dir, self.database_url)
 
     def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         return hub_cmd(["central", *args], self.env, stdin=stdin)

@@ -42,9 +42,7 @@ def test_a_published_announcement_is_scheduled_once_and_withdrawal_stops_it(cent
     sync_once(hub.env)
     assert len(announcements.listing(hub.ctx.db)) == 1
 
-    from hub.central.store import CentralStore
-
-    store = CentralStore.open(central.data_dir)
+    store = central.open_store()
     store.withdraw(pub_id)
     store.close()
     rc, out, _ = sync_once(hub.env)

@@ -18,8 +18,8 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = CentralStore.open(tmp_path / "central")
+def store(tmp_path, database_url):
+    s = CentralStore.open(tmp_path / "central", database_url)
     yield s
     s.close()
 
@@ -143,3 +143,13 @@ def test_hub_central_commands(tmp_path):
     assert r.returncode == 1 and "no active hub" in r.stderr
     r = hub_cmd(["central", "export", "--format", "csv"], env)
     assert r.returncode == 0 and r.stdout.startswith("id,kind")
+
+
+def test_export_reads_a_page_at_a_time(store, monkeypatch):
+    from hub.central import store as store_mod
+
+    fill(store)
+    monkeypatch.setattr(store_mod, "EXPORT_PAGE", 2)
+    out = io.StringIO()
+    assert store.export("jsonl", out) == 6
+    assert len({json.loads(line)["id"] for line in out.getvalue().splitlines()}) == 6

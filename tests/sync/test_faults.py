@@ -111,7 +111,11 @@ def test_5mb_upload_interrupted_at_random_points_resumes(central, proxy, make_hu
     # First attempt: killed at a random moment, as a power cut would.
     proc = subprocess.Popen([HUB, "sync", "once"], env=hub.env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(rng.uniform(1.2, 2.0))
+    # Killed once the upload is under way (however long the process took to start), at a random moment in it.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (central_upload(central, row["id"]) or {}).get("received"):
+        time.sleep(0.05)
+    time.sleep(rng.uniform(0.1, 0.8))
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     upload = central_upload(central, row["id"])
@@ -130,9 +134,7 @@ def test_5mb_upload_interrupted_at_random_points_resumes(central, proxy, make_hu
 
 
 def central_upload(central, media_id: str) -> dict | None:
-    from hub.central.store import CentralStore
-
-    store = CentralStore.open(central.data_dir)
+    store = central.open_store()
     try:
         return store.upload_state(media_id)
     finally:

@@ -233,9 +233,7 @@ def test_a_notice_published_for_the_hub_appears_on_its_portal(central, make_hub,
     # Pulling again changes nothing; withdrawing on the central server expires it on the hub.
     rc, out, _ = sync_once(hub.env)
     assert out["pulled"] == 0
-    from hub.central.store import CentralStore
-
-    store = CentralStore.open(central.data_dir)
+    store = central.open_store()
     store.withdraw(pub_id)
     store.close()
     rc, out, _ = sync_once(hub.env)
