@@ -73,12 +73,13 @@ def read_password(prompt: str = "Password: ") -> str:
 def cmd_migrate(args) -> int:
     from hub import db as dbmod
     from hub.context import Context
+    from hub.migrations import MIGRATIONS
 
     settings = _settings(args)
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     ctx = Context(settings)
     dbmod.integrity_check(ctx.db)
-    applied = dbmod.migrate(ctx.db)
+    applied = dbmod.migrate(ctx.db, MIGRATIONS)
     dbmod.integrity_check(ctx.db)
     print(f"database {settings.db_path}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
     return 0

@@ -10,6 +10,7 @@ from hub import db as dbmod
 from hub.clock import Clock
 from hub.db import transaction
 from hub.media import MediaStore
+from hub.migrations import MIGRATIONS
 
 
 class Context:
@@ -72,6 +73,6 @@ def open_context(settings, migrate: bool = True) -> Context:
     ctx = Context(settings)
     dbmod.integrity_check(ctx.db)
     if migrate:
-        dbmod.migrate(ctx.db)
-    dbmod.check_schema(ctx.db)
+        dbmod.migrate(ctx.db, MIGRATIONS)
+    dbmod.check_schema(ctx.db, MIGRATIONS)
     return ctx

@@ -240,7 +240,7 @@ class Doctor:
                                   {"path": str(path), "error": "; ".join(rows[:3])},
                                   _DB_RESTORE_HINT)
                 from hub.db import MIGRATIONS_TABLE
-                from hub.schema import MIGRATIONS
+                from hub.migrations import MIGRATIONS
 
                 tables = {r[0] for r in conn.execute(
                     "select name from sqlite_master where type = 'table'")}

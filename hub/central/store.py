@@ -18,11 +18,11 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hub import accounts
 from hub import db as dbmod
 from hub.db import new_id, run_script, transaction, utcnow
 from hub.errors import HubError
 from hub.media import fsync_dir, write_durably
+from hub.migrations import ACCOUNTS_SQL
 from hub.sync import wire
 
 #: Largest media file a hub may upload.
@@ -107,7 +107,7 @@ def central_tables(db) -> None:
         );
         """,
     )
-    run_script(db, accounts.TABLES_SQL)
+    run_script(db, ACCOUNTS_SQL.read_text(encoding="utf-8"))
 
 
 MIGRATIONS = [("c0001_central", central_tables)]

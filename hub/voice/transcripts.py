@@ -18,57 +18,13 @@ from __future__ import annotations
 
 import json
 
-from hub.db import new_id, run_script, transaction, utcnow
+from hub.db import new_id, transaction, utcnow
 from hub.khmer import strip_break_points
 
 STATES = ("pending", "no_model", "done", "failed")
 #: A job that crashed the transcriber this many times is marked failed, not retried.
 MAX_ATTEMPTS = 3
 MAX_TEXT = 4000
-
-
-def voice_tables(db) -> None:
-    """Transcripts and the clerk's replacements for kiosk prompts."""
-    run_script(
-        db,
-        """
-        create table transcripts (
-            id text primary key,
-            hub_id text not null,
-            created_at text not null,
-            updated_at text not null,
-            media_id text not null unique references media (id),
-            feedback_id text references feedback (id),
-            source text not null default '',
-            lang text not null,
-            state text not null default 'pending'
-                check (state in ('pending', 'no_model', 'done', 'failed')),
-            attempts integer not null default 0,
-            engine text not null default '',
-            model text not null default '',
-            text text not null default '',
-            words text not null default '[]',
-            confidence real,
-            error text not null default '',
-            audio_seconds real,
-            processing_seconds real,
-            transcribed_at text,
-            corrected_text text,
-            verified integer not null default 0,
-            verified_by text,
-            verified_at text
-        );
-        create index transcripts_queue on transcripts (state, created_at);
-        create index transcripts_feedback on transcripts (feedback_id);
-        create table voice_prompts (
-            key text primary key,
-            hub_id text not null,
-            media_id text not null references media (id),
-            updated_at text not null,
-            updated_by text not null default ''
-        );
-        """,
-    )
 
 
 # --- the queue -------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hub.doctor import CHECKS
+from hub.migrations import MIGRATIONS
 from tests.conftest import need
 from tests.livehub import LiveHub, free_port
 
@@ -186,10 +187,9 @@ def test_a_broken_hub_in_khmer(broken):
 def test_missing_migrations_and_an_untrusted_clock(tmp_path):
     data = tmp_path / "data"
     from hub import db as dbmod
-    from hub.schema import MIGRATIONS
 
     conn = dbmod.connect(data / "hub.db")
-    dbmod.migrate(conn)
+    dbmod.migrate(conn, MIGRATIONS)
     last = MIGRATIONS[-1][0]
     conn.conn.execute("delete from _migrations where name = ?", (last,))
     conn.conn.close()
@@ -207,7 +207,7 @@ def test_an_untrusted_clock_warns_but_does_not_fail(tmp_path):
     from hub import db as dbmod
 
     conn = dbmod.connect(data / "hub.db")
-    dbmod.migrate(conn)
+    dbmod.migrate(conn, MIGRATIONS)
     conn.conn.close()
     config = tmp_path / "hub.toml"
     config.write_text(f'data_dir = "{data}"\n')
@@ -226,7 +226,7 @@ def test_the_access_point_without_hostapd(tmp_path):
     from hub import db as dbmod
 
     conn = dbmod.connect(data / "hub.db")
-    dbmod.migrate(conn)
+    dbmod.migrate(conn, MIGRATIONS)
     conn.conn.close()
     pid_file = tmp_path / "dnsmasq.pid"
     proc = subprocess.Popen([shutil.which("dnsmasq"), "--keep-in-foreground", "--port=0",
@@ -261,7 +261,7 @@ def test_a_damaged_page_fails_the_integrity_check(tmp_path):
     from hub import db as dbmod
 
     conn = dbmod.connect(data / "hub.db")
-    dbmod.migrate(conn)
+    dbmod.migrate(conn, MIGRATIONS)
     conn.conn.execute("create table filler (x blob)")
     for _ in range(300):
         conn.conn.execute("insert into filler values (randomblob(900))")
@@ -318,7 +318,7 @@ def test_run_as_a_user_who_cannot_read_the_data_it_says_so(tmp_path):
         from hub import db as dbmod
 
         conn = dbmod.connect(data / "hub.db")
-        dbmod.migrate(conn)
+        dbmod.migrate(conn, MIGRATIONS)
         conn.conn.close()
         data.chmod(0o700)  # as /var/lib/hub is: the hub user's alone
         config = top / "hub.toml"
