@@ -10,8 +10,8 @@ import time
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from hub.db import new_id, transaction, utcnow
-from hub.errors import HubError
+from hub.core.db import new_id, transaction, utcnow
+from hub.core.errors import HubError
 
 ROLES = ("clerk", "admin")
 MIN_PASSWORD_LENGTH = 8

@@ -12,16 +12,39 @@ still reports everything else when one of them is missing or broken.
 
 from __future__ import annotations
 
+import http.client
 import json
+import logging
 import os
+import pwd
 import re
 import shutil
 import socket
+import sqlite3
+import subprocess
 import sys
+import tempfile
 import time
+import tomllib
+import unicodedata
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+import tomli_w
+
+from hub import __version__
+from hub.core import audio as sound
+from hub.core import khmer
+from hub.core import settings as settings_mod
+from hub.core.clock import Clock
+from hub.core.errors import HubError
+from hub.core.settings import SETTINGS, SettingsError
+from hub.net import checks
+from hub.sync import outbox
+from hub.voice import health
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 MARKS = {OK: "✓", WARN: "!", FAIL: "✗", SKIP: "-"}
@@ -94,8 +117,6 @@ class Words:
         return text
 
     def show(self, value: Any) -> Any:
-        from hub import khmer
-
         if isinstance(value, Said):
             return "; ".join(self(m.template, m.values) if hasattr(m, "template") else str(m) for m in value)
         if isinstance(value, int) and not isinstance(value, bool):
@@ -119,14 +140,10 @@ class Doctor:
 
     # configuration -------------------------------------------------------------------------
     def check_config(self) -> Result:
-        from hub import settings as settings_mod
-        from hub.settings import SettingsError
-
         path = Path(self.config) if self.config else settings_mod.default_config_path()
-        import logging
 
         # Unknown keys are reported below, as part of the check, not as a log line.
-        log = logging.getLogger("hub.settings")
+        log = logging.getLogger("hub.core.settings")
         level = log.level
         log.setLevel(logging.ERROR)
         if path.exists() and not os.access(path, os.R_OK):
@@ -159,10 +176,6 @@ class Doctor:
         return Result("config", OK, N_("%(path)s is valid"), {"path": str(self.settings.source)})
 
     def _unknown_keys(self, path: Path) -> list[str]:
-        import tomllib
-
-        from hub.settings import SETTINGS
-
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -172,21 +185,12 @@ class Doctor:
 
     def _settings_without_bad_values(self, path: Path, errors: list[str]):
         """The settings with each bad value dropped, so the other checks can still run."""
-        import logging
-        import tempfile
-        import tomllib
-
-        import tomli_w
-
-        from hub import settings as settings_mod
-        from hub.settings import SettingsError
-
         env = dict(self.env)
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             raw = {}
-        quiet = logging.getLogger("hub.settings")
+        quiet = logging.getLogger("hub.core.settings")
         old_level = quiet.level
         quiet.setLevel(logging.ERROR)
         try:
@@ -217,8 +221,6 @@ class Doctor:
 
     # database ------------------------------------------------------------------------------
     def check_database(self) -> Result:
-        import sqlite3
-
         s = self.settings
         path = Path(s.db_path)
         data_dir = Path(s.data_dir)
@@ -239,7 +241,7 @@ class Doctor:
                                   N_("Integrity check of %(path)s failed: %(error)s"),
                                   {"path": str(path), "error": "; ".join(rows[:3])},
                                   _DB_RESTORE_HINT)
-                from hub.db import MIGRATIONS_TABLE
+                from hub.core.db import MIGRATIONS_TABLE
                 from hub.migrations import MIGRATIONS
 
                 tables = {r[0] for r in conn.execute(
@@ -308,7 +310,6 @@ class Doctor:
     def check_clock(self) -> Result:
         if self.db is None:
             return Result("clock", SKIP, N_("Needs a working database"))
-        from hub.clock import Clock
 
         try:
             clock = Clock(self.db)
@@ -328,8 +329,6 @@ class Doctor:
 
     # access point --------------------------------------------------------------------------
     def check_access_point(self) -> Result:
-        from hub.net import checks
-
         return self._network_probes(checks)
 
     def _network_probes(self, net) -> Result:
@@ -361,7 +360,6 @@ class Doctor:
     def check_portal(self) -> Result:
         url = self.settings.listen_url
         problems = []
-        from hub.net import checks
 
         # The captive-portal API answers as a phone would ask it.
         probe = checks.portal_answers(self.settings, base_url=url, timeout=self.timeout)
@@ -385,7 +383,6 @@ class Doctor:
     # audio ---------------------------------------------------------------------------------
     def check_audio(self) -> Result:
         s = self.settings
-        from hub import sound
 
         try:
             with _stderr_silenced():
@@ -444,7 +441,6 @@ class Doctor:
     # speech models ---------------------------------------------------------------------------
     def check_speech(self) -> Result:
         s = self.settings
-        from hub.voice import health
 
         return self._voice_findings(health.check(s, self.db))
 
@@ -468,7 +464,6 @@ class Doctor:
         s = self.settings
         if not s.central_url:
             return Result("uplink", SKIP, N_("No central server is set (central_url)"))
-        from urllib.parse import urlsplit
 
         u = urlsplit(s.central_url)
         port = u.port or (443 if u.scheme == "https" else 80)
@@ -491,7 +486,6 @@ class Doctor:
             return Result("sync", SKIP, N_("No central server is set (central_url)"))
         if self.db is None:
             return Result("sync", SKIP, N_("Needs a working database"))
-        from hub.sync import outbox
 
         try:
             state = outbox.all_state(self.db)
@@ -549,8 +543,6 @@ _DB_RESTORE_HINT = N_("Stop the services (systemctl stop hub.target), keep a cop
 
 
 def _user() -> str:
-    import pwd
-
     try:
         return pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
@@ -559,8 +551,6 @@ def _user() -> str:
 
 def _hub_owner_problem(path: Path) -> str | None:
     """The owner of *path* when a `hub` user exists and does not own it."""
-    import pwd
-
     try:
         hub_uid = pwd.getpwnam("hub").pw_uid
     except KeyError:
@@ -578,8 +568,6 @@ class _ReadOnlyDb:
     """Just enough of sqlite_utils.Database for Clock and the sync state, read-only."""
 
     def __init__(self, path: Path):
-        import sqlite3
-
         self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
         self.conn.row_factory = sqlite3.Row
 
@@ -597,8 +585,6 @@ def _open_db(path: Path) -> _ReadOnlyDb:
 
 def _service_running(name: str) -> bool:
     """Whether a system service runs: systemd when it is PID 1, else a process by that name."""
-    import subprocess
-
     if Path("/run/systemd/system").is_dir() and shutil.which("systemctl"):
         r = subprocess.run(["systemctl", "is-active", "--quiet", name], check=False)
         if r.returncode == 0:
@@ -615,8 +601,6 @@ def _service_running(name: str) -> bool:
 
 
 def _http_status_unix(path: str, timeout: float) -> int | str:
-    import http.client
-
     class UnixConnection(http.client.HTTPConnection):
         def connect(self):
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -656,8 +640,6 @@ def _try_pins(wanted: list[tuple[str, str]],
     Outputs are built switched off in their own polarity, so checking an
     active-low relay never switches the amplifier on.
     """
-    import warnings
-
     problems, busy = [], []
     with warnings.catch_warnings():
         # gpiozero warns when it falls back from one pin library to another.
@@ -690,8 +672,6 @@ def _try_pins(wanted: list[tuple[str, str]],
 
 def _columns(text: str) -> int:
     """Terminal columns *text* takes: Khmer vowel signs and subscripts sit on their consonant."""
-    import unicodedata
-
     n, after_coeng = 0, False
     for ch in text:
         if after_coeng:
@@ -707,7 +687,6 @@ def _columns(text: str) -> int:
 
 def render_text(results: list[Result], lang: str, hub_name: str = "") -> str:
     words = Words(lang)
-    from hub import __version__
 
     head = words(N_("Hub doctor")) + f" — {hub_name or 'hub'} {__version__}"
     lines = [head, ""]
@@ -768,8 +747,6 @@ def register(sub) -> None:
 
 
 def cmd_doctor(args) -> int:
-    from hub.errors import HubError
-
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     unknown = skip - set(CHECKS)
     if unknown:

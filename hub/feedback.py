@@ -11,8 +11,8 @@ import secrets
 import sqlite3
 from datetime import datetime, timedelta
 
-from hub.db import new_id, transaction, utcnow
-from hub.khmer import add_break_points, to_latin_digits
+from hub.core.db import new_id, transaction, utcnow
+from hub.core.khmer import add_break_points, to_latin_digits
 
 #: (key, English, Khmer, icon); the order is the order shown to villagers.
 CATEGORIES = (

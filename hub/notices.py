@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hub.db import new_id, transaction, utcnow
-from hub.khmer import add_break_points
+from hub.core.db import new_id, transaction, utcnow
+from hub.core.khmer import add_break_points
 
 FIELDS = ("title_km", "title_en", "body_km", "body_en", "urgent", "pinned", "expires_at",
           "image_id", "audio_id")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hub import settings as settings_mod
-from hub.context import open_context
+from hub.core import settings as settings_mod
+from hub.core.context import open_context
+from hub.migrations import MIGRATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -35,7 +36,7 @@ def hub_settings(make_settings):
 @pytest.fixture
 def ctx(hub_settings):
     """A migrated store in a temporary data directory."""
-    c = open_context(hub_settings)
+    c = open_context(hub_settings, MIGRATIONS)
     yield c
     c.close()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub import db as dbmod
+from hub.core import db as dbmod
 from hub.migrations import MIGRATIONS
 
 

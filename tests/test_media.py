@@ -8,7 +8,7 @@ import wave
 
 import pytest
 
-from hub.media import MediaError, probe, write_durably
+from hub.core.media import MediaError, probe, write_durably
 from tests.phone_audio import FORMATS, encode, tone_wav
 
 

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from hub.errors import HubError
+from hub.core.errors import HubError
 
 log = logging.getLogger(__name__)
 

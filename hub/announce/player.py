@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.assets import audio_dir
-from hub.errors import HubError
-from hub.sound import SoundDeviceError, devices, find_device, open_pyaudio
+from hub.core.assets import audio_dir
+from hub.core.audio import SoundDeviceError, devices, find_device, open_pyaudio
+from hub.core.errors import HubError
 
 log = logging.getLogger(__name__)
 

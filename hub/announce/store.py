@@ -22,7 +22,7 @@ import io
 from datetime import UTC, datetime
 
 from hub.announce import schedule
-from hub.db import new_id, transaction
+from hub.core.db import new_id, transaction
 
 STATES = ("due", "playing", "played", "missed", "failed", "cancelled")
 FINAL = ("played", "missed", "failed", "cancelled")

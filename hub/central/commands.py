@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
+from pathlib import Path
+
+from hub import accounts
+from hub.central.store import CentralError, CentralStore
+from hub.central.web import create_central_app
+from hub.commands import read_password
+from hub.core.daemon import load_settings, setup_logging
 
 
 def register(sub) -> None:
@@ -46,18 +54,11 @@ def register(sub) -> None:
 
 
 def _store(args):
-    from hub.central.store import CentralStore
-    from hub.cli import load_settings
-
     return CentralStore.open(load_settings(args).data_dir)
 
 
 def cmd_serve(args) -> int:
     from gunicorn.app.base import BaseApplication
-
-    from hub.central.store import CentralStore
-    from hub.central.web import create_central_app
-    from hub.cli import load_settings, setup_logging
 
     settings = load_settings(args)
     setup_logging(settings.log_level)
@@ -108,19 +109,12 @@ def cmd_hubs(args) -> int:
 
 
 def cmd_user_add(args) -> int:
-    from hub import accounts
-    from hub.commands import read_password
-
     accounts.add_user(_store(args).db, args.name, read_password(), "admin")
     print(f"added officer {args.name}")
     return 0
 
 
 def cmd_publish(args) -> int:
-    from pathlib import Path
-
-    from hub.central.store import CentralError
-
     store = _store(args)
     data = {"title_km": args.title_km, "title_en": args.title_en, "body_km": args.body_km,
             "body_en": args.body_en, "urgent": args.urgent}
@@ -128,8 +122,6 @@ def cmd_publish(args) -> int:
         if not args.audio:
             raise CentralError("an announcement needs --audio")
         if args.play_at:
-            from datetime import datetime
-
             try:
                 datetime.fromisoformat(args.play_at)
             except ValueError:

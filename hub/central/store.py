@@ -14,14 +14,15 @@ import json
 import os
 import secrets
 import threading
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hub import db as dbmod
-from hub.db import new_id, run_script, transaction, utcnow
-from hub.errors import HubError
-from hub.media import fsync_dir, write_durably
+from hub.core import db as dbmod
+from hub.core.db import new_id, run_script, transaction, utcnow
+from hub.core.errors import HubError
+from hub.core.media import fsync_dir, write_durably
 from hub.migrations import ACCOUNTS_SQL
 from hub.sync import wire
 
@@ -179,8 +180,6 @@ class CentralStore:
 
     def bind_hub(self, pending_id: str, hub_id: str) -> None:
         """Give a hub registered without an id the id it stamps on its records (first hello)."""
-        import uuid
-
         try:
             hub_id = str(uuid.UUID(hub_id))
         except (ValueError, TypeError, AttributeError):

@@ -29,11 +29,19 @@ from flask import (
     session,
     url_for,
 )
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from hub import accounts
+from hub import feedback as fb
 from hub.central.store import KINDS, MAX_MEDIA_BYTES, PENDING, CentralError, CentralStore
+from hub.core import settings as settings_mod
 from hub.sync import wire
-from hub.web.i18n import N_, _
+from hub.web import i18n
+from hub.web.chart import stacked_bars
+from hub.web.current import static_url, static_versions
+from hub.web.i18n import N_, _, switch_language
+from hub.web.icons import icon
+from hub.web.security import csrf_token
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -58,13 +66,7 @@ MENU = [
 
 def create_central_app(settings=None, store: CentralStore | None = None) -> Flask:
     """Build the central server's app; its data lives in ``central.db`` in ``data_dir``."""
-    from hub.web import _static_versions, i18n, static_url
-    from hub.web.icons import icon
-    from hub.web.security import csrf_token
-
     if settings is None:
-        from hub import settings as settings_mod
-
         settings = settings_mod.load()
     store = store or CentralStore.open(settings.data_dir)
     app = Flask(__name__, template_folder=str(TEMPLATES), static_folder=str(STATIC),
@@ -80,10 +82,8 @@ def create_central_app(settings=None, store: CentralStore | None = None) -> Flas
         CENTRAL_STORE=store,
     )
     if settings.behind_proxy:
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=0)
-    app.extensions["static_versions"] = _static_versions()
+    app.extensions["static_versions"] = static_versions()
     i18n.init_app(app)
     app.register_blueprint(api)
     app.register_blueprint(console)
@@ -348,22 +348,16 @@ def logout():
 
 @console.route("/lang/<code>")
 def set_language(code: str):
-    from hub.web.i18n import switch_language
-
     return switch_language(code)
 
 
 def _category_names() -> dict[str, str]:
-    from hub import feedback
-
-    return {c[0]: (c[2] if g.lang == "km" else c[1]) for c in feedback.CATEGORIES}
+    return {c[0]: (c[2] if g.lang == "km" else c[1]) for c in fb.CATEGORIES}
 
 
 @console.route("/")
 @login_required
 def dashboard():
-    from hub.web.chart import stacked_bars
-
     o = store().feedback_overview()
     names = _category_names()
     series = [(names.get(k, k), v) for k, v in o["weekly"].items()]
@@ -374,8 +368,6 @@ def dashboard():
 @console.route("/feedback")
 @login_required
 def feedback():
-    from hub import feedback as fb
-
     args = {k: request.args.get(k) or None for k in ("category", "status", "hub")}
     items = store().feedback_items(**args)
     return render_template("central/feedback.html", items=items, args=args, names=_category_names(),

@@ -1,7 +1,7 @@
 """The hub's tables, as SQL files applied in order. Append new migrations at the end; never edit old ones.
 
 A migration is a name and the SQL files it runs, in one transaction that
-:func:`hub.db.migrate` opens for it and records under that name. The names are
+:func:`hub.core.db.migrate` opens for it and records under that name. The names are
 the ones deployed databases have recorded, so they never change.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hub.db import Migration, sql_files
+from hub.core.db import Migration, sql_files
 
 HERE = Path(__file__).parent
 
@@ -26,5 +26,5 @@ STEPS: list[tuple[str, tuple[Path, ...]]] = [
     ("0003_announce", (HERE / "announce.sql",)),
 ]
 
-#: What :func:`hub.db.migrate` and :func:`hub.db.check_schema` take.
+#: What :func:`hub.core.db.migrate` and :func:`hub.core.db.check_schema` take.
 MIGRATIONS: list[tuple[str, Migration]] = [(name, sql_files(*files)) for name, files in STEPS]

@@ -16,6 +16,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from hub.net import render
+from hub.net.render import CAPTIVE_API_PATH
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,6 @@ def service_active(service: str) -> Probe:
 
 def config_current(settings, root: Path = Path("/")) -> Probe:
     """Whether the installed config files are what the settings make now."""
-    from hub.net import render
-
     try:
         files = render.render_all(settings)
     except Exception as e:  # a bad setting: the message names it
@@ -168,8 +170,6 @@ def dns_answers(settings, server: str | None = None) -> Probe:
 
 def portal_answers(settings, base_url: str | None = None, timeout: float = 5.0) -> Probe:
     """Whether the portal's RFC 8908 API answers through nginx, as a phone would ask it."""
-    from hub.net.render import CAPTIVE_API_PATH
-
     url = (base_url or f"http://{settings.ap_address}").rstrip("/") + CAPTIVE_API_PATH
     name = "portal"
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -196,8 +196,6 @@ def portal_answers(settings, base_url: str | None = None, timeout: float = 5.0) 
 
 def web_settings(settings) -> Probe:
     """Whether the app is set up for nginx in front of it and phones on the Wi-Fi."""
-    from urllib.parse import urlsplit
-
     problems = []
     if not settings.behind_proxy:
         problems.append("behind_proxy is false (the app would see every phone as nginx)")

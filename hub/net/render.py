@@ -20,8 +20,9 @@ import ipaddress
 import re
 from pathlib import Path
 
+from hub.core.settings import SettingsError
 from hub.net.wifi import check_channel
-from hub.settings import SettingsError
+from hub.web.current import STATIC_DIR
 
 HEADER = "Made by `hub netconfig render` from the hub's settings; change hub.toml, not this file."
 
@@ -389,9 +390,7 @@ _NGINX_NO_CLERK = """
 
 
 def static_dir() -> Path:
-    import hub.web
-
-    return (Path(hub.web.__file__).parent / "static").resolve()
+    return STATIC_DIR.resolve()
 
 
 def nginx_site(

@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from hub.errors import HubError
+import requests
+
+from hub.core.errors import HubError
 from hub.sync import outbox, wire
 
 log = logging.getLogger(__name__)
@@ -104,8 +106,6 @@ class CentralClient:
 
     def __init__(self, settings, ctx, beat: Callable[[], None] = lambda: None,
                  stopping: Callable[[], bool] = lambda: False):
-        import requests
-
         self.base = check_url(settings.central_url, settings.allow_insecure_http) + wire.API
         self.token = settings.central_token
         if not self.token:
@@ -148,8 +148,6 @@ class CentralClient:
         Connection failures and unsigned answers are retried with a doubling
         wait, then raise :class:`NotOnline`.
         """
-        import requests
-
         wait = self.first_retry_wait
         last = "no answer"
         for attempt in range(self.attempts if retry else 1):

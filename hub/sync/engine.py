@@ -6,6 +6,7 @@ has given a signed answer: a captive network leaves the hub untouched.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -14,11 +15,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from hub import __version__
-from hub.db import utcnow
+from hub import __version__, notices
+from hub.announce import schedule
+from hub.announce import store as announcements
+from hub.core.db import utcnow
 from hub.sync import outbox
 from hub.sync.client import BudgetExhausted, CentralClient, NotOnline, Rejected, SyncError
+from hub.sync.telegram import Mirror
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +231,6 @@ def _pull(ctx, client: CentralClient, out: Outcome) -> None:
 
 def apply_publication(ctx, client: CentralClient, pub: dict) -> None:
     """Make a pulled notice visible on the portal; keep announcements for the announcer."""
-    from hub import notices
-
     if pub["kind"] == "notice":
         data = pub.get("data", {})
         fields = {k: data.get(k) for k in notices.FIELDS if k in data and k not in ("audio_id", "image_id")}
@@ -263,11 +266,6 @@ def _apply_announcement(ctx, client: CentralClient, pub: dict) -> None:
     until morning, and an untrusted clock holds it until the time is known.
     Withdrawing it on the central server stops it here.
     """
-    from zoneinfo import ZoneInfo
-
-    from hub.announce import schedule
-    from hub.announce import store as announcements
-
     key = f"announcement_of:{pub['id']}"
     existing = outbox.get_state(ctx.db, key)
     if pub.get("withdrawn"):
@@ -301,8 +299,6 @@ def _apply_announcement(ctx, client: CentralClient, pub: dict) -> None:
 
 
 def _fetch_audio(ctx, client: CentralClient, audio: dict) -> dict:
-    import hashlib
-
     content = client.file(audio["id"])
     if hashlib.sha256(content).hexdigest() != audio.get("sha256"):
         raise SyncError(f"audio {audio['id']} from the central server does not match its SHA-256")
@@ -319,6 +315,5 @@ def _mirror(ctx, out: Outcome, stopping) -> None:
     s = ctx.settings
     if not (s.telegram_bot_token and s.telegram_chat_id):
         return
-    from hub.sync.telegram import Mirror
 
     out.telegram = Mirror(ctx).run(stopping)

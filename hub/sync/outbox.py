@@ -27,7 +27,8 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from hub.db import new_id, transaction, utcnow
+from hub.core.db import new_id, transaction, utcnow
+from hub.core.media import sha256_of
 from hub.sync.wire import canonical
 
 #: Fields that name a media row; the file behind it is uploaded too.
@@ -190,7 +191,6 @@ def _enqueue_media(ctx, conn, media_id: str) -> None:
     if row is None:
         return
     m = dict(zip([d[0] for d in cur.description], row, strict=True))
-    from hub.media import sha256_of
 
     path = ctx.media.path(m["web_name"])
     if path.exists():

@@ -13,6 +13,9 @@ from __future__ import annotations
 import logging
 import time
 
+import requests
+
+from hub import notices
 from hub.sync import outbox
 from hub.sync.client import redact
 
@@ -32,8 +35,6 @@ class TelegramError(Exception):
 
 class Mirror:
     def __init__(self, ctx, session=None):
-        import requests
-
         self.ctx = ctx
         s = ctx.settings
         self.token = s.telegram_bot_token
@@ -45,8 +46,6 @@ class Mirror:
         logging.getLogger("urllib3").setLevel(logging.WARNING)
 
     def _call(self, method: str, data: dict, files: dict | None = None) -> dict:
-        import requests
-
         try:
             resp = self.session.post(f"{self.base}/{method}", data=data, files=files, timeout=self.timeout)
             body = resp.json()
@@ -83,8 +82,6 @@ class Mirror:
         return done
 
     def _post(self, post: dict) -> None:
-        from hub import notices
-
         db = self.ctx.db
         n = notices.get(db, post["notice_id"])
         parts = dict(p.split("=", 1) for p in post["message_ids"].split(",") if "=" in p)

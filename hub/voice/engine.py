@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from hub.errors import HubError
+from hub.core.errors import HubError
 
 LANGUAGE_NAMES = {"km": "Khmer", "en": "English", "ko": "Korean"}
 #: Audio fed to the recogniser per call: 0.25 s, so a long job still beats often.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from hub.voice import prompts
 from hub.voice.engine import LANGUAGE_NAMES, installed_models, model_problem
 
 
@@ -29,8 +30,6 @@ def N_(message: str) -> str:
 
 def check(settings, db=None) -> list[tuple[str, str]]:
     """Speech models per language, waiting recordings, prompts, kiosk storage and wiring."""
-    from hub.voice import prompts
-
     out: list[tuple[str, str]] = []
     models = installed_models(settings)
     for lang, d in (settings.model_dirs or {}).items():

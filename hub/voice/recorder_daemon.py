@@ -11,7 +11,12 @@ import sys
 import time
 from collections.abc import Callable
 
-from hub.daemon import Daemon, service_main
+from hub.core.context import open_context
+from hub.core.daemon import Daemon, service_main
+from hub.migrations import MIGRATIONS
+from hub.voice.devices import KioskLed, RecordButton
+from hub.voice.kiosk import Kiosk
+from hub.voice.sound import Sound
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +44,9 @@ class Recorder(Daemon):
         if not self.enabled:
             log.info("no button_pin set: the recording kiosk is off")
             return
-        from hub.context import open_context
-        from hub.voice.devices import KioskLed, RecordButton
-        from hub.voice.kiosk import Kiosk
-        from hub.voice.sound import Sound
 
         s = self.settings
-        self.ctx = open_context(s, migrate=False)
+        self.ctx = open_context(s, MIGRATIONS, migrate=False)
         self.led = KioskLed(s.button_led_pin or None, pin_factory=self.pin_factory)
         if self.sound is None:
             self.sound = Sound(s.audio_input_device, s.kiosk_output_device)

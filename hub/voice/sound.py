@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.sound import SoundDeviceError, find_device, open_pyaudio
+from hub.core.audio import SoundDeviceError, find_device, open_pyaudio
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,13 @@ import sys
 import threading
 import time
 
-from hub.daemon import Daemon, service_main
+from hub.core.context import open_context
+from hub.core.daemon import Daemon, service_main
+from hub.migrations import MIGRATIONS
+from hub.voice import engine as engine_mod
+from hub.voice import transcripts
+from hub.voice.engine import VoskEngine
+from hub.voice.sound import read_pcm
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +59,10 @@ class Transcriber(Daemon):
         self.jobs_done = 0
 
     def setup(self) -> None:
-        from hub.context import open_context
-
         self.niceness = lower_priority(self.settings.transcriber_nice)
-        self.ctx = open_context(self.settings, migrate=False)
+        self.ctx = open_context(self.settings, MIGRATIONS, migrate=False)
 
     def engine(self, lang: str, path):
-        from hub.voice.engine import VoskEngine
-
         key = (lang, str(path.resolve()))
         eng = self._engines.get(key)
         if eng is None:
@@ -76,10 +78,6 @@ class Transcriber(Daemon):
 
     def work_once(self) -> str | None:
         """Queue new recordings and transcribe at most one; return the job's id, if any."""
-        from hub.voice import engine as engine_mod
-        from hub.voice import transcripts
-        from hub.voice.sound import read_pcm
-
         ctx = self.ctx
         transcripts.enqueue_new(ctx)
         models = engine_mod.installed_models(self.settings)

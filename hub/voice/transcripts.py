@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 
-from hub.db import new_id, transaction, utcnow
-from hub.khmer import strip_break_points
+from hub.core.db import new_id, transaction, utcnow
+from hub.core.khmer import strip_break_points
 
 STATES = ("pending", "no_model", "done", "failed")
 #: A job that crashed the transcriber this many times is marked failed, not retried.

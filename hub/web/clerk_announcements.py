@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date, get_day_names
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 
-from hub import khmer
 from hub.announce import schedule, store
-from hub.media import MediaError
-from hub.web import hub_context, hub_settings
+from hub.core import khmer
+from hub.core.media import MediaError
+from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import N_, _
 from hub.web.security import login_required
 from hub.web.uploads import discard, media_message, prepare_audio

@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from hub import feedback
-from hub.web import hub_context
+from hub.web.current import hub_context
 from hub.web.i18n import _
+from hub.web.portal import page_number
 from hub.web.security import login_required
 
 bp = Blueprint("clerk_feedback", __name__, url_prefix="/clerk/feedback")
@@ -17,8 +18,6 @@ ITEMS_PER_PAGE = 40
 @bp.route("/")
 @login_required
 def inbox():
-    from hub.web.portal import page_number
-
     status = request.args.get("status") or None
     category = request.args.get("category") or None
     page = page_number()

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from hub import notices
-from hub.media import MediaError
-from hub.web import hub_context, hub_settings
+from hub.core.media import MediaError
+from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import _
 from hub.web.security import login_required
 from hub.web.uploads import discard, media_message, prepare_audio, prepare_image

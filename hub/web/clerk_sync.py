@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 
 from hub.sync import outbox
-from hub.web import hub_context, hub_settings
+from hub.web.current import hub_context, hub_settings
 from hub.web.security import login_required
 
 bp = Blueprint("clerk_sync", __name__, url_prefix="/clerk/sync")

@@ -7,13 +7,15 @@ speaker can review it. The catalogue is read once when the app is built.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from babel.messages.pofile import read_po
-from flask import g, request
+from flask import abort, current_app, g, redirect, request
 from markupsafe import Markup
 
-from hub import khmer
+from hub.core import khmer
+from hub.web.current import hub_settings
 
 LANGUAGES = ("km", "en")
 TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
@@ -50,8 +52,6 @@ def init_app(app) -> None:
 
 
 def gettext(message: str, **values) -> str:
-    from flask import current_app
-
     catalog = current_app.extensions["catalogs"].get(g.get("lang", "km"), {})
     text = catalog.get(message, message)
     if values:
@@ -78,8 +78,6 @@ STATUS_WORDS = {
 
 
 def in_language(message: str, lang: str) -> str:
-    from flask import current_app
-
     return current_app.extensions["catalogs"].get(lang, {}).get(message, message)
 
 
@@ -92,10 +90,6 @@ def both(message: str) -> Markup:
 
 
 def _moment(value) -> str:
-    from datetime import datetime
-
-    from hub.web import hub_settings
-
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return khmer.format_moment(value, g.get("lang", "km"), hub_settings().timezone)
@@ -103,8 +97,6 @@ def _moment(value) -> str:
 
 def switch_language(code: str):
     """Remember *code* in a cookie and go back to ``?next=`` (a local path only)."""
-    from flask import abort, redirect
-
     if code not in LANGUAGES:
         abort(404)
     target = request.args.get("next") or "/"

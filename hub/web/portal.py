@@ -7,8 +7,8 @@ import shutil
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from hub import feedback, notices
-from hub.media import MediaError
-from hub.web import hub_context, hub_settings, lang
+from hub.core.media import MediaError
+from hub.web.current import hub_context, hub_settings, lang
 from hub.web.i18n import _, switch_language
 from hub.web.uploads import media_message, prepare_audio
 

@@ -63,8 +63,8 @@ def healthy(tmp_path, ko_model):
     """A hub with a migrated store, a trusted clock, sound, pins, a model and a running portal."""
     data = tmp_path / "data"
     portal = LiveHub(data).start()
-    from hub import db as dbmod
-    from hub.clock import Clock
+    from hub.core import db as dbmod
+    from hub.core.clock import Clock
 
     conn = dbmod.connect(data / "hub.db")
     Clock(conn).set_trusted_time("clerk", time.time())
@@ -186,7 +186,7 @@ def test_a_broken_hub_in_khmer(broken):
 
 def test_missing_migrations_and_an_untrusted_clock(tmp_path):
     data = tmp_path / "data"
-    from hub import db as dbmod
+    from hub.core import db as dbmod
 
     conn = dbmod.connect(data / "hub.db")
     dbmod.migrate(conn, MIGRATIONS)
@@ -204,7 +204,7 @@ def test_missing_migrations_and_an_untrusted_clock(tmp_path):
 
 def test_an_untrusted_clock_warns_but_does_not_fail(tmp_path):
     data = tmp_path / "data"
-    from hub import db as dbmod
+    from hub.core import db as dbmod
 
     conn = dbmod.connect(data / "hub.db")
     dbmod.migrate(conn, MIGRATIONS)
@@ -223,7 +223,7 @@ def test_the_access_point_without_hostapd(tmp_path):
     """dnsmasq really runs; hostapd does not: the doctor names hostapd and says what to do."""
     need("dnsmasq")
     data = tmp_path / "data"
-    from hub import db as dbmod
+    from hub.core import db as dbmod
 
     conn = dbmod.connect(data / "hub.db")
     dbmod.migrate(conn, MIGRATIONS)
@@ -258,7 +258,7 @@ def test_unknown_check_names_are_refused(tmp_path):
 def test_a_damaged_page_fails_the_integrity_check(tmp_path):
     """A power cut that tore a page: the header is fine, the data is not."""
     data = tmp_path / "data"
-    from hub import db as dbmod
+    from hub.core import db as dbmod
 
     conn = dbmod.connect(data / "hub.db")
     dbmod.migrate(conn, MIGRATIONS)
@@ -315,7 +315,7 @@ def test_run_as_a_user_who_cannot_read_the_data_it_says_so(tmp_path):
         top = Path(d)
         top.chmod(0o755)
         data = top / "data"
-        from hub import db as dbmod
+        from hub.core import db as dbmod
 
         conn = dbmod.connect(data / "hub.db")
         dbmod.migrate(conn, MIGRATIONS)

@@ -9,8 +9,9 @@ import uuid
 import pytest
 import requests
 
-from hub import settings as settings_mod
-from hub.context import open_context
+from hub.core import settings as settings_mod
+from hub.core.context import open_context
+from hub.migrations import MIGRATIONS
 from hub.net import render
 from tests.conftest import need
 from tests.net.webstack import WebStack
@@ -33,7 +34,7 @@ def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("webstack")
     web = WebStack(tmp)
     # A real audio notice file, made by the media pipeline before the app starts.
-    ctx = open_context(web.settings)
+    ctx = open_context(web.settings, MIGRATIONS)
     mp3 = encode(tone_wav(tmp / "tone.wav", seconds=1.0), "mp3", tmp)
     media_id = ctx.media.add_audio(mp3)
     web.audio = ctx.media.get(media_id)
@@ -202,7 +203,7 @@ def test_feedback_post_through_nginx(stack):
     receipt = s.get(stack.villager_url + r.headers["Location"])
     assert receipt.status_code == 200
     settings = settings_mod.load(stack.config, env={})
-    ctx = open_context(settings, migrate=False)
+    ctx = open_context(settings, MIGRATIONS, migrate=False)
     try:
         row = ctx.db.conn.execute("select body from feedback order by created_at desc limit 1").fetchone()
     finally:
@@ -220,7 +221,7 @@ def test_app_sees_the_phones_address_not_a_forged_header(stack):
         allow_redirects=False,
     )
     assert r.status_code == 303
-    ctx = open_context(stack.settings, migrate=False)
+    ctx = open_context(stack.settings, MIGRATIONS, migrate=False)
     try:
         clients = [row[0] for row in ctx.db.conn.execute("select client from portal_clients")]
     finally:

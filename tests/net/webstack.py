@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from hub import settings as settings_mod
+from hub.core import settings as settings_mod
 from hub.net import render
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from hub import feedback
-from hub.db import new_id, utcnow
+from hub.core.db import new_id, utcnow
 from hub.sync import outbox
 from tests.sync.procs import HUB, ROOT, sync_once
 
@@ -83,7 +83,7 @@ def test_2000_records_and_50_recordings_arrive_exactly_once_through_faults(centr
 
 def recording(ctx, content: bytes, body: str = "long recording") -> dict:
     """A feedback item, shared with the district, with *content* as its recording's web copy."""
-    from hub.media import write_durably
+    from hub.core.media import write_durably
 
     media_id = new_id()
     name = f"{media_id}.web.mp3"

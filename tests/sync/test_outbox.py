@@ -8,7 +8,7 @@ import time
 import pytest
 
 from hub import feedback
-from hub.db import run_script, transaction
+from hub.core.db import run_script, transaction
 from hub.sync import outbox
 from hub.sync.client import SyncError, Throttle, check_url
 from hub.sync.daemon import Sync, next_delay
@@ -143,9 +143,10 @@ def test_https_is_required_except_on_loopback(url, insecure, ok):
 
 
 def test_an_insecure_url_is_refused_before_anything_is_sent(make_settings):
-    from hub.context import open_context
+    from hub.core.context import open_context
+    from hub.migrations import MIGRATIONS
 
-    ctx = open_context(make_settings(central_url="http://192.0.2.10", central_token="t" * 20))
+    ctx = open_context(make_settings(central_url="http://192.0.2.10", central_token="t" * 20), MIGRATIONS)
     out = run_cycle(ctx)
     assert not out.online and "https" in out.message
     ctx.close()

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from hub import feedback, notices
-from hub.db import transaction
+from hub.core.db import transaction
 from hub.sync import outbox, wire
 from tests.sync.procs import sync_once
 

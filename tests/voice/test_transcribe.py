@@ -12,7 +12,7 @@ import zipfile
 import pytest
 
 from hub import feedback
-from hub.errors import HubError
+from hub.core.errors import HubError
 from hub.voice import engine, transcripts
 from hub.voice.transcriber_daemon import Transcriber
 from tests.voice.conftest import ROOT, pcm_of, run_python
@@ -86,10 +86,11 @@ def test_khmer_waits_without_a_model_then_install_transcribes_it(make_settings, 
     With no Khmer model anywhere, the Korean model stands in as "a Khmer model"
     a technician installs: the hub cannot tell, and needs no code change.
     """
-    from hub.context import open_context
+    from hub.core.context import open_context
+    from hub.migrations import MIGRATIONS
 
     settings = make_settings(model_dirs={"ko": str(ko_model_dir)}, transcriber_nice=0)
-    ctx = open_context(settings)
+    ctx = open_context(settings, MIGRATIONS)
     km = voice_feedback(ctx, korean_wav, "km")
     ko = voice_feedback(ctx, korean_wav, "ko")
     daemon = Transcriber(settings)
@@ -139,10 +140,11 @@ def test_clerk_correction_is_kept_beside_the_machine_text(ctx, korean_wav):
 
 
 def test_an_unreadable_recording_fails_and_can_be_retried(make_settings, korean_wav, ko_model_dir):
-    from hub.context import open_context
+    from hub.core.context import open_context
+    from hub.migrations import MIGRATIONS
 
     settings = make_settings(model_dirs={"ko": str(ko_model_dir)}, transcriber_nice=0)
-    ctx = open_context(settings)
+    ctx = open_context(settings, MIGRATIONS)
     fb = voice_feedback(ctx, korean_wav, "ko")
     t = transcripts.for_feedback(ctx.db, fb["id"]) or (transcripts.enqueue_new(ctx), None)[1]
     t = transcripts.for_feedback(ctx.db, fb["id"])

@@ -6,11 +6,10 @@ import secrets
 import threading
 from pathlib import Path
 
-from hub import db as dbmod
-from hub.clock import Clock
-from hub.db import transaction
-from hub.media import MediaStore
-from hub.migrations import MIGRATIONS
+from hub.core import db as dbmod
+from hub.core.clock import Clock
+from hub.core.db import transaction
+from hub.core.media import MediaStore
 
 
 class Context:
@@ -66,13 +65,17 @@ def state_value(db, key: str, make) -> str:
         return value
 
 
-def open_context(settings, migrate: bool = True) -> Context:
-    """Prepare the data directory and database for a daemon; check integrity first."""
+def open_context(settings, migrations: list[tuple[str, dbmod.Migration]], migrate: bool = True) -> Context:
+    """Prepare the data directory and database for a daemon; check integrity first.
+
+    *migrations* are applied when *migrate* is true; either way the database must
+    have exactly them (``hub.migrations.MIGRATIONS`` for the hub).
+    """
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     ctx = Context(settings)
     dbmod.integrity_check(ctx.db)
     if migrate:
-        dbmod.migrate(ctx.db, MIGRATIONS)
-    dbmod.check_schema(ctx.db, MIGRATIONS)
+        dbmod.migrate(ctx.db, migrations)
+    dbmod.check_schema(ctx.db, migrations)
     return ctx

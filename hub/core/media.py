@@ -18,11 +18,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.db import new_id, transaction, utcnow
-from hub.errors import HubError
+from hub.core.db import new_id, transaction, utcnow
+from hub.core.errors import HubError
 
 #: Audio container formats phones produce, as ffprobe names them.
 AUDIO_FORMATS = {
@@ -149,8 +151,6 @@ def _ffmpeg(args: list[str], timeout: float = 300, tolerate: tuple[str, ...] = (
 
 
 def _duration_of_wav(path: Path) -> float:
-    import wave
-
     with wave.open(str(path), "rb") as w:
         return w.getnframes() / w.getframerate()
 
@@ -295,8 +295,6 @@ class MediaStore:
 
     def sweep(self, older_than_seconds: float = 3600) -> int:
         """Delete temp files and files of media rows that never committed (after a crash)."""
-        import time
-
         if not self.dir.is_dir():
             return 0
         known = {r["id"] for r in self.db.query("select id from media")}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-from hub.errors import HubError
+from hub.core.errors import HubError
 
 _HANDLERS: list = []  # the ctypes callbacks must outlive the libraries that call them
 

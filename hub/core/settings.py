@@ -14,8 +14,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from hub.errors import HubError
+from hub.core.errors import HubError
 
 log = logging.getLogger(__name__)
 
@@ -292,8 +293,6 @@ def _check(values: dict[str, Any]) -> None:
     if values["central_url"] and not values["central_url"].startswith(("http://", "https://")):
         bad("central_url", "must start with https:// (or http:// on loopback)")
     try:
-        from zoneinfo import ZoneInfo
-
         ZoneInfo(values["timezone"])
     except Exception:
         bad("timezone", "is not a known time zone")

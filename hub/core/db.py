@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from hub.errors import HubError
+from hub.core.errors import HubError
 
 BUSY_TIMEOUT_MS = 10_000
 MIGRATIONS_TABLE = "_migrations"
