@@ -11,7 +11,7 @@ from hub.core.context import open_context
 from hub.core.daemon import load_settings
 from hub.core.errors import HubError
 from hub.migrations import MIGRATIONS
-from hub.voice import health
+from hub.voice import checks as voice_checks
 from hub.voice import sound as snd
 from hub.voice.corpus import check_data_dir, export
 from hub.voice.engine import engine_for, install_model
@@ -117,7 +117,7 @@ def cmd_model_install(args) -> int:
 def cmd_model_list(args) -> int:
     settings = _settings(args)
     ctx = open_context(settings, MIGRATIONS)
-    for level, message in health.check(settings, ctx.db):
+    for level, message in voice_checks.check(settings, ctx.db):
         print(f"{level}: {message}")
     return 0
 

@@ -20,14 +20,8 @@ from pathlib import Path
 
 from hub.core.assets import audio_dir
 from hub.core.db import transaction, utcnow
+from hub.core.words import N_
 from hub.voice.sound import read_pcm, silence
-
-
-def N_(message: str) -> str:
-    """Mark a prompt's text for the Khmer catalogue (translated where it is shown)."""
-    return message
-
-
 
 
 def prompts_dir() -> Path:

@@ -8,27 +8,15 @@ speaker can review it. The catalogue is read once when the app is built.
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
-from babel.messages.pofile import read_po
 from flask import abort, current_app, g, redirect, request
 from markupsafe import Markup
 
 from hub.core import khmer
+from hub.core.words import LANGUAGES, N_, load_catalog
 from hub.web.current import hub_settings
 
-LANGUAGES = ("km", "en")
-TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
 COOKIE = "lang"
-
-
-def load_catalog(lang: str) -> dict[str, str]:
-    path = TRANSLATIONS_DIR / lang / "LC_MESSAGES" / "messages.po"
-    if not path.exists():
-        return {}
-    with open(path, "rb") as f:
-        catalog = read_po(f, locale=lang)
-    return {m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy}
 
 
 def init_app(app) -> None:
@@ -61,11 +49,6 @@ def gettext(message: str, **values) -> str:
 
 
 _ = gettext
-
-
-def N_(message: str) -> str:
-    """Mark a string for the catalogue where it is defined; translate it where shown."""
-    return message
 
 
 #: Words for feedback statuses, shown to clerks and villagers.

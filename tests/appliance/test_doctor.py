@@ -285,7 +285,7 @@ def test_checking_an_active_low_relay_never_switches_it_on():
     from gpiozero import Device
     from gpiozero.pins.mock import MockFactory
 
-    from hub.doctor import _try_pins
+    from hub.doctor.hardware import _try_pins
 
     old = Device.pin_factory
     Device.pin_factory = MockFactory()

@@ -106,7 +106,7 @@ def test_khmer_waits_without_a_model_then_install_transcribes_it(make_settings, 
         assert ctx.media.path(t_km["master_name"]).is_file()  # the recording is kept
         assert transcripts.waiting_by_language(ctx.db) == {"km": 1}
 
-        from hub.voice import health
+        from hub.voice import checks as health
 
         findings = dict((m.split(":")[0], lvl) for lvl, m in health.check(settings, ctx.db))
         assert findings["no speech model for Khmer (km)"] == "warning"
@@ -268,7 +268,7 @@ def test_install_refuses_archive_members_outside_the_model(make_settings, tmp_pa
 def test_model_dirs_setting_takes_a_model_per_language(make_settings, ko_model_dir, tmp_path):
     settings = make_settings(model_dirs={"ko": str(ko_model_dir), "km": str(tmp_path / "missing")})
     assert engine.installed_models(settings) == {"ko": ko_model_dir}
-    from hub.voice import health
+    from hub.voice import checks as health
 
     levels = [lvl for lvl, m in health.check(settings) if "model_dirs" in m]
     assert levels == ["error"]
