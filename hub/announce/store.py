@@ -43,9 +43,10 @@ def parse_time(text: str) -> datetime:
 def create(ctx, fields: dict, media_rows: list[dict] = (), now: datetime | None = None) -> str:
     """Store an announcement (and its new media rows) in one transaction; return its id.
 
-    *fields*: ``audio_id``, optional ``title``, ``notice_id``, ``rrule`` (None:
-    play now), ``repeats`` and ``urgent``. A play-now announcement gets its
-    one occurrence in the same transaction.
+    *fields*: ``audio_id`` (or a ``notice_id`` whose audio it plays, and whose
+    title it takes when it has none), optional ``title``, ``rrule`` (None: play
+    now), ``repeats`` (1 to :data:`MAX_REPEATS`) and ``urgent``. A play-now
+    announcement gets its one occurrence in the same transaction.
     """
     clock = ctx.clock
     now = now or clock.now()
@@ -54,7 +55,7 @@ def create(ctx, fields: dict, media_rows: list[dict] = (), now: datetime | None 
     if not 1 <= repeats <= MAX_REPEATS:
         raise ValueError("repeats")
     if not fields.get("audio_id"):
-        raise ValueError("audio_id")
+        fields = {**fields, **_notice_audio(ctx.db, fields.get("notice_id"), fields.get("title"))}
     text = fields.get("rrule")
     if text:
         schedule.rule(text)  # refuse what dateutil cannot read before it is stored
@@ -68,8 +69,7 @@ def create(ctx, fields: dict, media_rows: list[dict] = (), now: datetime | None 
         "next_at": iso(nxt) if text and nxt else None,
         "created_at": stamp, "updated_at": stamp, "clock_trusted": 1 if trusted else 0,
     }
-    if text and nxt is None:
-        raise schedule.ScheduleError("in_the_past")
+    refuse_past(text, now)
     try:
         with transaction(ctx.db) as conn:
             for m in media_rows:
@@ -162,6 +162,22 @@ def occurrences_between(db, lo: datetime, hi: datetime) -> list[dict]:
         "select * from occurrences where play_after >= ? and play_after < ?"
         " and state != 'cancelled'",
         [iso(lo), iso(hi)]))
+
+
+def refuse_past(rule_text: str | None, now: datetime) -> None:
+    """A schedule whose every time has passed would never play: in_the_past."""
+    if rule_text and schedule.next_after(rule_text, now) is None:
+        raise schedule.ScheduleError("in_the_past")
+
+
+def _notice_audio(db, notice_id: str | None, title: str | None) -> dict:
+    """The audio of the notice an announcement plays, and the notice's title when it has none."""
+    chosen = [n for n in notices_with_audio(db) if n["id"] == notice_id] if notice_id else []
+    if not chosen:
+        raise schedule.ScheduleError("no_audio")
+    notice = chosen[0]
+    return {"audio_id": notice["audio_id"], "notice_id": notice_id,
+            "title": title or notice["title_km"] or notice["title_en"]}
 
 
 def notices_with_audio(db) -> list[dict]:

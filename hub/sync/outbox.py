@@ -27,9 +27,11 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from hub import feedback
 from hub.core.db import new_id, transaction, utcnow
 from hub.core.media import sha256_of
 from hub.sync.wire import canonical
+from hub.voice import transcripts
 
 #: Fields that name a media row; the file behind it is uploaded too.
 MEDIA_FIELDS = ("audio_id", "image_id", "media_id")
@@ -40,27 +42,8 @@ STATES = ("pending", "sent", "conflict", "refused")
 
 # --- sources --------------------------------------------------------------------------------
 
-def _feedback_data(row: dict) -> dict:
-    """What of a feedback row leaves the commune: names, phones and voices only with consent."""
-    data = _plain_data(row)
-    if not row.get("consent_share"):
-        for k in ("name", "phone", "audio_id"):
-            data.pop(k, None)
-    return data
-
-
 def _plain_data(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in ("id", "hub_id", "created_at", "updated_at")}
-
-
-#: What of a transcript leaves the hub: the text and its correction, not the queue's bookkeeping.
-TRANSCRIPT_FIELDS = ("feedback_id", "media_id", "source", "lang", "state", "engine", "model", "text",
-                     "confidence", "audio_seconds", "transcribed_at", "corrected_text", "verified",
-                     "verified_at", "clock_trusted")
-
-
-def _transcript_data(row: dict) -> dict:
-    return {k: row[k] for k in TRANSCRIPT_FIELDS if k in row}
 
 
 @dataclass(frozen=True)
@@ -76,13 +59,10 @@ class Source:
     where: str = ""
 
 
-#: Every table the hub sends. Tables of parts not built yet are skipped until they exist.
+#: Every table the hub sends; what of a row leaves is decided by the module that owns the table.
 SOURCES: tuple[Source, ...] = (
-    Source("feedback", "feedback", _feedback_data),
-    # A transcript is what a villager said: it leaves only with the speaker's consent, once done.
-    Source("transcripts", "transcript", _transcript_data,
-           "(t.state = 'done' or t.verified = 1)"
-           " and t.feedback_id in (select id from feedback where consent_share = 1)"),
+    Source("feedback", "feedback", feedback.outgoing),
+    Source("transcripts", "transcript", transcripts.outgoing, transcripts.SHARED_ROWS),
     Source("play_log", "play"),
 )
 

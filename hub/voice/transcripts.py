@@ -25,6 +25,20 @@ STATES = ("pending", "no_model", "done", "failed")
 #: A job that crashed the transcriber this many times is marked failed, not retried.
 MAX_ATTEMPTS = 3
 MAX_TEXT = 4000
+#: What of a transcript leaves the hub: the text and its correction, not the queue's bookkeeping.
+#: A column not named here stays in the commune.
+TRANSCRIPT_FIELDS = ("feedback_id", "media_id", "source", "lang", "state", "engine", "model", "text",
+                     "confidence", "audio_seconds", "transcribed_at", "corrected_text", "verified",
+                     "verified_at", "clock_trusted")
+#: Which transcripts leave (SQL on the table's alias ``t``): what a villager said goes only with
+#: the speaker's consent, and only once there is text.
+SHARED_ROWS = ("(t.state = 'done' or t.verified = 1)"
+               " and t.feedback_id in (select id from feedback where consent_share = 1)")
+
+
+def outgoing(row: dict) -> dict:
+    """What of a transcript row leaves the commune."""
+    return {k: row[k] for k in TRANSCRIPT_FIELDS if k in row}
 
 
 # --- the queue -------------------------------------------------------------------------------

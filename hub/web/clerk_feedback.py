@@ -37,12 +37,9 @@ def item(feedback_id: str):
         abort(404)
     error = None
     if request.method == "POST":
-        status = request.form.get("status", row["status"])
-        reply = request.form.get("reply")
-        if reply is not None and reply.strip() and status in ("new", "in_progress"):
-            status = "answered"
         try:
-            feedback.set_status(ctx, feedback_id, status, reply)
+            feedback.set_status(ctx, feedback_id, request.form.get("status", row["status"]),
+                                request.form.get("reply"))
             return redirect(url_for("clerk_feedback.item", feedback_id=feedback_id), code=303)
         except feedback.FeedbackError:
             error = _("That change could not be saved.")

@@ -79,7 +79,7 @@ def feedback_submit():
                                error=message), status
 
     try:
-        feedback.validate(form)
+        fields = feedback.validate(form)
     except feedback.FeedbackError as e:
         return again(feedback_message(e.code), 400)
     upload = request.files.get("voice")
@@ -90,7 +90,7 @@ def feedback_submit():
     except MediaError as e:
         return again(media_message(e), 415 if e.code.startswith("not_") else 422)
     try:
-        result = feedback.submit(hub_context(), form, audio, source="portal")
+        result = feedback.store(hub_context(), fields, audio, source="portal")
     except feedback.FeedbackError as e:
         return again(feedback_message(e.code), 400)
     return redirect(url_for("portal.receipt", code=result["receipt"], new=1), code=303)
