@@ -33,17 +33,17 @@ bench: system-bench $(VENV)/.installed-test ## Print speed and memory figures si
 	$(BIN)/python -m tests.bench $(BENCH)
 
 lint: $(VENV)/.installed-test ## Check style with ruff
-	$(BIN)/ruff check hub tests
+	$(BIN)/ruff check hub tests tools
 
 docs: $(VENV)/.installed ## Refresh the settings table in README.md
-	$(BIN)/python -m hub.settings
+	$(BIN)/python -m tools.settings_table
 
 messages: $(VENV)/.installed ## Update the Khmer catalogue from the code and list untranslated strings
-	$(BIN)/python -m hub.web.catalog
+	$(BIN)/python -m tools.catalog
 
 font: $(VENV)/.installed-test ## Rebuild the bundled Khmer font subset from fonts-noto-core
 	$(BIN)/pip install -q '.[font]'
-	$(BIN)/python -m hub.web.fontsubset
+	$(BIN)/python -m tools.fontsubset
 
 image: ## Build a Raspberry Pi OS image with pi-gen (needs a pi-gen checkout; see provisioning/README.md)
 	provisioning/build-image.sh

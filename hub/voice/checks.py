@@ -14,7 +14,7 @@ from pathlib import Path
 from hub.core.checks import FAIL, OK, WARN, Checkup, Finding
 from hub.core.words import N_
 from hub.voice import prompts, transcripts
-from hub.voice.engine import LANGUAGE_NAMES, installed_models, model_problem
+from hub.voice.models import LANGUAGE_NAMES, installed_models, model_problem
 
 #: A finding's status as `hub model list` prints it.
 LEVELS = {OK: "ok", WARN: "warning", FAIL: "error"}
@@ -44,9 +44,9 @@ def check(settings, db=None) -> list[tuple[str, str]]:
 def findings(settings, db=None) -> list[Finding]:
     """Speech models per language, waiting recordings, prompts, kiosk storage and wiring."""
     out: list[Finding] = []
-    models = installed_models(settings)
+    found_models = installed_models(settings)
     for lang, d in (settings.model_dirs or {}).items():
-        problem = model_problem(Path(d))
+        problem = model_problem(Path(d), settings.speech_engine)
         if problem:
             out.append(Finding("speech", FAIL, N_("speech model for %(lang)s in model_dirs is not usable: %(problem)s"),
                                {"lang": lang, "problem": problem}))
@@ -60,9 +60,9 @@ def findings(settings, db=None) -> list[Finding]:
         wanted |= set(waiting)
     for lang in sorted(wanted):
         name = LANGUAGE_NAMES.get(lang, lang)
-        if lang in models:
+        if lang in found_models:
             out.append(Finding("speech", OK, N_("speech model for %(name)s (%(lang)s): %(dir)s"),
-                               {"name": name, "lang": lang, "dir": str(models[lang])}))
+                               {"name": name, "lang": lang, "dir": str(found_models[lang])}))
         else:
             n = waiting.get(lang, 0)
             if lang == "km":

@@ -14,8 +14,8 @@ from hub.migrations import MIGRATIONS
 from hub.voice import checks as voice_checks
 from hub.voice import sound as snd
 from hub.voice.corpus import check_data_dir, export
-from hub.voice.engine import engine_for, install_model
 from hub.voice.kiosk import free_mb, store_recording
+from hub.voice.models import engine_for, install_model
 from hub.voice.sound import read_pcm
 
 

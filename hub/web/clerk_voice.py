@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Blueprint, abort, g, redirect, render_template, request, send_file, url_for
 
 from hub.core.media import MediaError
-from hub.voice import engine, transcripts
+from hub.voice import models, transcripts
 from hub.voice import prompts as prompts_mod
 from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import N_, _
@@ -30,9 +30,9 @@ STATE_WORDS = {
 def _missing_models(db) -> list[dict]:
     """Languages the hub hears but cannot transcribe, with how many recordings wait."""
     settings = hub_settings()
-    models = engine.installed_models(settings)
+    installed = models.installed_models(settings)
     waiting = transcripts.waiting_by_language(db)
-    langs = sorted(({settings.kiosk_language} | set(waiting)) - set(models))
+    langs = sorted(({settings.kiosk_language} | set(waiting)) - set(installed))
     return [{"lang": lang, "waiting": waiting.get(lang, 0)} for lang in langs]
 
 

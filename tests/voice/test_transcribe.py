@@ -13,7 +13,8 @@ import pytest
 
 from hub import feedback
 from hub.core.errors import HubError
-from hub.voice import engine, transcripts
+from hub.voice import models as engine
+from hub.voice import transcripts
 from hub.voice.transcriber_daemon import Transcriber
 from tests.voice.conftest import ROOT, pcm_of, run_python
 
