@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from hub.core.checks import FAIL, OK, SKIP, WARN, Checkup, Finding
 from hub.core.words import N_
 from hub.sync import outbox
+from hub.sync import state as sync_state
 
 
 def check_uplink(checkup: Checkup) -> Finding:
@@ -38,7 +39,7 @@ def check_sync(checkup: Checkup) -> Finding:
         return Finding("sync", SKIP, N_("Needs a working database"))
 
     try:
-        state = outbox.all_state(checkup.db)
+        state = sync_state.all_state(checkup.db)
         counts = outbox.counts(checkup.db)
     except Exception as e:
         return Finding("sync", FAIL, N_("The sync state cannot be read: %(error)s"),

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 import requests
 
 from hub.core.errors import HubError
-from hub.sync import outbox, wire
+from hub.sync import state as sync_state
+from hub.sync import wire
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +135,10 @@ class CentralClient:
 
     def spend(self, nbytes: int) -> None:
         self.wire_bytes += nbytes
-        outbox.add_usage(self.ctx.db, self._today(), nbytes)
+        sync_state.add_usage(self.ctx.db, self._today(), nbytes)
 
     def check_budget(self, upcoming: int) -> None:
-        if self.budget and outbox.usage(self.ctx.db, self._today()) + upcoming > self.budget:
+        if self.budget and sync_state.usage(self.ctx.db, self._today()) + upcoming > self.budget:
             raise BudgetExhausted("today's data budget (sync_daily_budget_mb) is used up")
 
     # --- one signed request ---

@@ -9,6 +9,7 @@ from hub.core.context import open_context
 from hub.core.daemon import load_settings
 from hub.migrations import MIGRATIONS
 from hub.sync import outbox
+from hub.sync import state as sync_state
 from hub.sync.engine import run_cycle
 
 
@@ -42,7 +43,7 @@ def cmd_status(args) -> int:
     print(f"central_url: {ctx.settings.central_url or '(empty: sync is off)'}")
     print("outbox: " + ", ".join(f"{k} {v}" for k, v in outbox.counts(db).items()))
     print("media: " + ", ".join(f"{k} {v}" for k, v in outbox.media_counts(db).items()))
-    state = outbox.all_state(db)
+    state = sync_state.all_state(db)
     for key in ("last_online", "last_success", "last_error", "last_error_at", "last_outcome", "pull_cursor"):
         if key in state:
             print(f"{key}: {state[key]}")

@@ -13,6 +13,7 @@ import pytest
 from hub import feedback
 from hub.core.db import new_id, utcnow
 from hub.sync import outbox
+from hub.sync import state as sync_state
 from tests.sync.procs import HUB, ROOT, sync_once
 
 
@@ -174,5 +175,5 @@ def test_the_token_never_appears_in_logs(central, proxy, make_hub):
     for o in outputs:
         assert token not in o
     assert token not in central.log.read_text()
-    for value in outbox.all_state(hub.ctx.db).values():
+    for value in sync_state.all_state(hub.ctx.db).values():
         assert token not in value
