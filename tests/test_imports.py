@@ -170,9 +170,12 @@ def test_only_heavy_libraries_are_imported_late_each_with_its_reason():
                     continue  # test_imports_between_hub_modules_sit_at_the_top
                 if first not in HEAVY:
                     continue  # the standard library: cheap, and late only where it is used once
-                before = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
-                line = lines[node.lineno - 1]
-                if not (before.startswith("#") or "#" in line):
+                # The reason is a comment on the line, or above the group of imports it starts.
+                above = node.lineno - 2
+                while above >= 0 and lines[above].strip().startswith(("import ", "from ")):
+                    above -= 1
+                before = lines[above].strip() if above >= 0 else ""
+                if not (before.startswith("#") or "#" in lines[node.lineno - 1]):
                     late.append(f"{name}:{node.lineno} imports {first} late without saying why")
     assert late == []
 

@@ -181,6 +181,7 @@ class Player:
         for c in clips:
             c.check()
         self.open()
+        # PortAudio scans the sound cards on import; only a playing announcer needs it
         import pyaudio
 
         try:

@@ -58,6 +58,7 @@ def _store(args):
 
 
 def cmd_serve(args) -> int:
+    # only the production central server runs under gunicorn
     from gunicorn.app.base import BaseApplication
 
     settings = load_settings(args)

@@ -22,7 +22,7 @@ from pathlib import Path
 from hub.core import db as dbmod
 from hub.core.db import new_id, run_script, transaction, utcnow
 from hub.core.errors import HubError
-from hub.core.media import fsync_dir, write_durably
+from hub.core.media import fsync_dir, sha256_of, write_durably
 from hub.migrations import ACCOUNTS_SQL
 from hub.sync import wire
 
@@ -311,7 +311,7 @@ class CentralStore:
             if received < total:
                 conn.execute("update uploads set received = ? where id = ?", (received, media_id))
                 return {"offset": received, "complete": False}
-            digest = _sha256_file(part)
+            digest = sha256_of(part)
             if digest != sha256:
                 part.unlink(missing_ok=True)
                 conn.execute("update uploads set received = 0 where id = ?", (media_id,))
@@ -484,14 +484,6 @@ class CentralStore:
 def _csv_safe(v):
     # A leading = + - @ would run as a formula in a spreadsheet.
     return "'" + v if isinstance(v, str) and v[:1] in "=+-@" else v
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _record_out(r: dict) -> dict:

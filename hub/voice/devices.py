@@ -47,6 +47,7 @@ class RecordButton:
 
     def __init__(self, pin: str, on_press: Callable[[], None], debounce_ms: int = 50,
                  clock: Callable[[], float] = time.monotonic, pin_factory=None):
+        # gpiozero picks and probes a pin library on import; only a wired kiosk needs it
         from gpiozero import Button
 
         self.debouncer = Debouncer(debounce_ms, clock)
@@ -101,6 +102,7 @@ class KioskLed:
         self.state = "off"
         self._led = None
         if pin:
+            # see RecordButton: gpiozero is imported only when a pin is set
             from gpiozero import LED
 
             self._led = LED(pin, active_high=True, initial_value=False, pin_factory=pin_factory)

@@ -12,7 +12,7 @@ import requests
 from hub.core import settings as settings_mod
 from hub.core.context import open_context
 from hub.migrations import MIGRATIONS
-from hub.net import render
+from hub.net import nginx
 from tests.conftest import need
 from tests.net.webstack import WebStack
 from tests.phone_audio import encode, tone_wav
@@ -61,9 +61,9 @@ def test_nginx_t_accepts_the_rendered_config(tmp_path, hub_settings):
     assert "test is successful" in r.stderr
     # The production layout (AP address, every other address) passes too.
     site = tmp_path / "prod.conf"
-    site.write_text(render.nginx_site(hub_settings))
+    site.write_text(nginx.nginx_site(hub_settings))
     main = tmp_path / "main.conf"
-    main.write_text(render.nginx_standalone(site, web.prefix))
+    main.write_text(nginx.nginx_standalone(site, web.prefix))
     r = subprocess.run(["nginx", "-t", "-c", str(main), "-p", str(web.prefix)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
 
@@ -88,7 +88,7 @@ def test_static_files_come_from_nginx_with_cache_headers(stack):
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     # The app adds a CSP to everything it answers; nginx's own files have none.
     assert "Content-Security-Policy" not in r.headers
-    assert r.content == (render.static_dir() / "hub.css").read_bytes()
+    assert r.content == (nginx.static_dir() / "hub.css").read_bytes()
     unversioned = s.get(f"{stack.villager_url}/static/hub.css")
     assert unversioned.headers["Cache-Control"] == "public, max-age=3600"
     font = s.get(f"{stack.villager_url}/static/fonts/NotoSansKhmer-Regular.khmer.woff2")

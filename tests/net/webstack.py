@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from hub.core import settings as settings_mod
-from hub.net import render
+from hub.net import nginx
 
 
 def free_port() -> int:
@@ -125,12 +125,12 @@ class WebStack:
             (self.prefix / sub).mkdir(exist_ok=True)
         site = self.prefix / "site.conf"
         site.write_text(
-            render.nginx_site(self.settings, villager_listen=self.villager_listen, staff_listen=self.staff_listen)
+            nginx.nginx_site(self.settings, villager_listen=self.villager_listen, staff_listen=self.staff_listen)
         )
         main = self.prefix / "nginx.conf"
         # Workers run as root only because the test's temp folders are private to root;
         # on a Pi they run as www-data.
-        main.write_text(render.nginx_standalone(site, self.prefix, user="root" if os.geteuid() == 0 else None))
+        main.write_text(nginx.nginx_standalone(site, self.prefix, user="root" if os.geteuid() == 0 else None))
         return main
 
     def nginx_test(self) -> subprocess.CompletedProcess:
