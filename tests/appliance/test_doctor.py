@@ -162,7 +162,7 @@ def test_a_broken_hub_fails_with_a_hint_for_each_failure(broken):
     assert "setting volume" in by_id["config"]["detail"]
     assert "usb-loudspeaker" in by_id["audio"]["detail"]
     assert "same pin" in by_id["gpio"]["detail"]
-    assert "the kiosk refuses to record" in by_id["speech"]["detail"]  # hub.voice.health
+    assert "the kiosk refuses to record" in by_id["speech"]["detail"]  # hub.voice.checks
     for c in report["checks"]:
         if c["status"] in ("fail", "warn"):
             assert c["hint"], f"{c['id']} has no fix hint"
