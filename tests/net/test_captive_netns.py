@@ -331,7 +331,7 @@ def test_doctor_dns_probe_from_the_phone_side(net):
         net.phone,
         sys.executable,
         "-c",
-        "from hub.net.checks import dns_answers; from hub import settings;"
+        "from hub.net.checks import dns_answers; from hub.core import settings;"
         f"p = dns_answers(settings.load({str(net.web.config)!r}, env={{}}));"
         "print(p.ok, p.detail)",
     )
