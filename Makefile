@@ -12,13 +12,14 @@ APT_NET := hostapd dnsmasq nftables iproute2 udhcpc dnsutils curl
 APT_IMAGE := dosfstools mtools e2fsprogs e2tools fdisk
 APT_WEB := nginx chromium fonts-noto-core
 APT_BENCH := wrk
-APT_SYSTEMD := systemd
+# The booted-appliance tests: a Debian root, booted with systemd-nspawn.
+APT_SYSTEMD := systemd systemd-container mmdebstrap
 APT_RUN := $(APT_BASE) $(APT_AUDIO)
 APT_TEST := $(APT_BASE) $(APT_AUDIO) $(APT_NET) $(APT_IMAGE) $(APT_WEB) $(APT_SYSTEMD)
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test bench lint docs messages font clean image system-run system-test system-bench
+.PHONY: help run test bench lint docs messages font clean image appliance system-run system-test system-bench
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -44,6 +45,9 @@ messages: $(VENV)/.installed ## Update the Khmer catalogue from the code and lis
 font: $(VENV)/.installed-test ## Rebuild the bundled Khmer font subset from fonts-noto-core
 	$(BIN)/pip install -q '.[font]'
 	$(BIN)/python -m tools.fontsubset
+
+appliance: system-test $(VENV)/.installed-test ## Boot this checkout as a Pi runs it (systemd, nginx) and say how to reach it
+	$(BIN)/python -m tests.system.appliance
 
 image: ## Build a Raspberry Pi OS image with pi-gen (needs a pi-gen checkout; see provisioning/README.md)
 	provisioning/build-image.sh

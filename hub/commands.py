@@ -13,6 +13,7 @@ from hub.core import db as dbmod
 from hub.core.context import Context, open_context
 from hub.core.daemon import load_settings, run_together, setup_logging
 from hub.core.errors import HubError
+from hub.core.media import make_dir
 from hub.core.settings import SETTINGS
 from hub.migrations import MIGRATIONS
 from hub.run import build_daemons, seed_demo, start_web
@@ -76,7 +77,7 @@ def read_password(prompt: str = "Password: ") -> str:
 
 def cmd_migrate(args) -> int:
     settings = _settings(args)
-    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(settings.media_dir)
     ctx = Context(settings)
     dbmod.integrity_check(ctx.db)
     applied = dbmod.migrate(ctx.db, MIGRATIONS)

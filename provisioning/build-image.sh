@@ -20,19 +20,13 @@ fi
 PIGEN_DIR=$(cd "$PIGEN_DIR" && pwd)
 
 stage="$PIGEN_DIR/stage-hub"
-files="$stage/00-hub/files"
 rm -rf "$stage"
 cp -a "$here/stage-hub" "$stage"
-install -d "$files/wheels" "$files/units"
-
-# The hub as one wheel, installed into /opt/hub/venv inside the image.
-python3 -m pip wheel --quiet --no-deps --wheel-dir "$files/wheels" "$repo"
-cp "$repo"/systemd/*.service "$repo"/systemd/*.timer "$repo"/systemd/*.target "$files/units/"
-cp "$here/firstboot/hub-firstboot.service" "$files/units/"
-cp "$here/firstboot/hub-firstboot" "$files/hub-firstboot"
-cp "$repo/audio/asound.conf" "$files/asound.conf"
-cp "$repo/README.md" "$files/README.md"
-cp "$here/README.md" "$files/provisioning-README.md"
+# One package list for the image and the booted-appliance test, plus the
+# packages only Raspberry Pi OS has.
+grep -hv '^[[:space:]]*\(#\|$\)' "$here/packages.list" "$here/packages-raspios.list" > "$stage/00-hub/00-packages"
+# The wheel, units and settings that install-hub.sh installs.
+"$here/stage-files.sh" "$stage/00-hub/files"
 
 config="$PIGEN_DIR/config-hub"
 cat > "$config" <<CONFIG

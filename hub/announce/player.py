@@ -160,6 +160,10 @@ class Player:
             raise
         return self
 
+    @property
+    def is_open(self) -> bool:
+        return self._index is not None
+
     def _start(self) -> None:
         if self._pa is None:
             self._pa = open_pyaudio()

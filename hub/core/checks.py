@@ -42,7 +42,7 @@ class Checkup:
     """
 
     config: str | None
-    env: dict[str, str]
+    env: dict[str, str] = field(default_factory=dict)
     timeout: float = 5.0
     settings: Any = None
     db: Any = None

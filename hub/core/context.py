@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import secrets
 import threading
-from pathlib import Path
 
 from hub.core import db as dbmod
 from hub.core.clock import Clock
 from hub.core.db import transaction
-from hub.core.media import MediaStore
+from hub.core.media import MediaStore, make_dir
 
 
 class Context:
@@ -71,8 +70,7 @@ def open_context(settings, migrations: list[tuple[str, dbmod.Migration]], migrat
     *migrations* are applied when *migrate* is true; either way the database must
     have exactly them (``hub.migrations.MIGRATIONS`` for the hub).
     """
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    make_dir(settings.media_dir)  # and the data directory, if it is missing
     ctx = Context(settings)
     dbmod.integrity_check(ctx.db)
     if migrate:

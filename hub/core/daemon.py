@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from hub.core import settings as settings_mod
 from hub.core.errors import HubError
+from hub.core.problems import Problems
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,22 @@ class Daemon:
         self._quit = threading.Event()
         self._jobs: list[tuple[float, Callable[[], None], list[float]]] = []
         self.last_beat = time.monotonic()
+        data_dir = getattr(settings, "data_dir", None)
+        #: What this daemon cannot use right now (a device, a pin), for hub doctor and the console.
+        self.problems = Problems(data_dir, self.name) if data_dir is not None else None
+
+    def problem(self, part: str, text: str | None) -> None:
+        """Say that *part* cannot be used (*text*), or can again (None). The daemon keeps running."""
+        if self.problems is None:
+            return
+        if text is None:
+            if part in self.problems.current:
+                log.info("%s works again", part)
+            self.problems.clear(part)
+        else:
+            if part not in self.problems.current:
+                log.error("%s", text)
+            self.problems.set(part, text)
 
     # --- overridden by each daemon ---
     def setup(self) -> None:
@@ -108,6 +125,8 @@ class Daemon:
 
     def run(self) -> None:
         try:
+            if self.problems is not None:
+                self.problems.start()
             self.setup()
             self.ready.set()
             while not self._quit.is_set():
@@ -150,8 +169,13 @@ def serve(daemon: Daemon, systemd: Systemd | None = None) -> int:
         systemd.ready()
         log.info("%s ready", daemon.name)
     ping = (systemd.watchdog_seconds or 0) / 2
+    status = ""
     while thread.is_alive():
         thread.join(timeout=ping or 1.0)
+        said = daemon.problems.summary() if daemon.problems is not None else ""
+        if said != status:
+            status = said
+            systemd.status(said or "running")
         # Ping only while the loop is beating: a hung poll stops the pings and
         # systemd kills and restarts us.
         if ping and time.monotonic() - daemon.last_beat < (systemd.watchdog_seconds or 0):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from hub.core.errors import HubError
+from hub.core.errors import DiskFull, HubError
 
 BUSY_TIMEOUT_MS = 10_000
 MIGRATIONS_TABLE = "_migrations"
@@ -62,11 +62,26 @@ class transaction:
         return self.conn
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
-            self.conn.execute("ROLLBACK")
+        try:
+            if exc_type is None:
+                self.conn.execute("COMMIT")
+                return False
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        except sqlite3.OperationalError as e:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            _disk_full_as_such(e)
+            raise
+        if isinstance(exc, sqlite3.OperationalError):
+            _disk_full_as_such(exc)
         return False
+
+
+def _disk_full_as_such(error: sqlite3.OperationalError) -> None:
+    """SQLite's "database or disk is full" as the one error every caller knows to expect."""
+    if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        raise DiskFull("the data disk is full") from error
 
 
 def run_script(db: sqlite_utils.Database, sql: str) -> None:

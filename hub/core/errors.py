@@ -3,3 +3,7 @@
 
 class HubError(Exception):
     """An expected failure: printed as one plain line, never as a traceback."""
+
+
+class DiskFull(HubError):
+    """The data disk has no room left: new records and media are refused until space is freed."""

@@ -2,7 +2,9 @@
 
 Every file lives in the media directory under a server-made name, and is
 written as a temporary file, fsynced, renamed into place, and the directory
-fsynced. An upload becomes:
+fsynced. nginx serves the web copies straight from that directory as its own
+user (www-data on a Pi), which is in the hub's group: files are 0640 in a
+0750 directory, whatever the process's umask. An upload becomes:
 
 - audio: a 16 kHz mono WAV master (for transcription), a small MP3 that every
   phone browser plays, and a loudness-normalised WAV for the loudspeaker
@@ -12,6 +14,7 @@ fsynced. An upload becomes:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.core.db import new_id, transaction, utcnow
-from hub.core.errors import HubError
+from hub.core.errors import DiskFull, HubError
 
 #: Audio container formats phones produce, as ffprobe names them.
 AUDIO_FORMATS = {
@@ -41,6 +44,9 @@ IMAGE_CODECS = {"mjpeg", "png", "webp", "gif", "bmp"}
 LOUDNESS = "loudnorm=I=-16:TP=-1.5:LRA=11"
 LOUD_RATE = 48000
 MASTER_RATE = 16000
+#: Modes of media files and of the media directory: the hub's user writes, its group reads.
+FILE_MODE = 0o640
+DIR_MODE = 0o750
 
 
 class MediaError(HubError):
@@ -58,13 +64,40 @@ class Probe:
     codec_type: str
     codec_name: str
     duration: float
+    width: int = 0
 
 
-def write_durably(path: Path, data: bytes | None = None, source: Path | None = None) -> None:
-    """Write *data* (or copy *source*) to *path* so that a power cut leaves old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def make_dir(directory: Path, mode: int = DIR_MODE) -> Path:
+    """Create *directory* (and missing parents) with *mode*, whatever the umask.
+
+    mkdir's mode passes through the umask, so the mode is set again afterwards;
+    a directory of ours that already exists gets its mode back too.
+    """
+    directory = Path(directory)
+    missing = []
+    d = directory
+    while not d.exists():
+        missing.append(d)
+        d = d.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    for d in [*missing, directory]:
+        st = d.stat()
+        if st.st_uid == os.geteuid() and (st.st_mode & 0o7777) != mode:
+            os.chmod(d, mode)
+    return directory
+
+
+def write_durably(path: Path, data: bytes | None = None, source: Path | None = None,
+                  mode: int = FILE_MODE) -> None:
+    """Write *data* (or copy *source*) to *path* so that a power cut leaves old or new, never half.
+
+    The file gets *mode* (mkstemp makes 0600, which nginx could not read).
+    """
+    if not path.parent.is_dir():
+        make_dir(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             if source is not None:
                 with open(source, "rb") as src:
@@ -125,29 +158,49 @@ def probe(path: Path) -> Probe:
         duration = float(fmt.get("duration") or s.get("duration") or 0)
     except ValueError:
         duration = 0.0
-    return Probe(fmt.get("format_name", ""), s["codec_type"], s.get("codec_name", ""), duration)
+    return Probe(fmt.get("format_name", ""), s["codec_type"], s.get("codec_name", ""), duration,
+                 int(s.get("width") or 0))
 
 
-#: What ffmpeg's AMR decoder says about the comfort-noise (DTX) frames phones put in
-#: pauses: it cannot decode them yet and skips them, so the pauses come out shorter.
-AMR_DTX_COMPLAINTS = ("Not yet implemented in FFmpeg", "Corrupt bitstream",
-                      "Invalid data found when processing input")
+#: Codecs whose decoder reports the comfort-noise (DTX) frames phones send in pauses as
+#: errors: it cannot decode them yet and skips them, so the pauses come out shorter.
+DTX_CODECS = {"amr_nb", "amr_wb"}
+#: Shortest sound worth keeping, in seconds.
+MIN_SECONDS = 0.2
 
 
-def _ffmpeg(args: list[str], timeout: float = 300, tolerate: tuple[str, ...] = ()) -> None:
-    """Run ffmpeg; decode errors on stderr count as failure even when it exits 0.
+def _ffmpeg(args: list[str], timeout: float = 300, strict: bool = True) -> None:
+    """Run ffmpeg on one input (*args* start with ``-i``); raise MediaError if it fails.
 
-    Lines containing one of *tolerate* are the exception, for known decoder gaps.
+    ffmpeg is judged by its exit status, and the caller checks what it wrote. A line
+    on stderr is not a failure: libraries ffmpeg loads print there too (libgcrypt's
+    "Warning: using insecure memory!" where memory cannot be locked, as under a
+    service's limits). With *strict*, a decode error stops ffmpeg with a non-zero
+    status (-xerror, and -err_detect explode so that decoders do not paper over
+    damage); stderr only explains a failure.
     """
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", *args]
+    strictness = ["-xerror", "-err_detect", "explode"] if strict else []
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", *strictness, *args]
     try:
         out = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise MediaError("unreadable", "conversion timed out") from None
-    lines = [x for x in out.stderr.decode(errors="replace").splitlines() if x.strip()]
-    errors = [x for x in lines if not any(t in x for t in tolerate)]
-    if out.returncode != 0 or errors:
-        raise MediaError("unreadable", "; ".join((errors or lines)[:3])[:300] or f"ffmpeg exit {out.returncode}")
+    if out.returncode != 0:
+        lines = [x for x in out.stderr.decode(errors="replace").splitlines() if x.strip()]
+        raise MediaError("unreadable", "; ".join(lines[-3:])[:300] or f"ffmpeg exit {out.returncode}")
+
+
+def _check_length(got: float, promised: float, what: str, dtx: bool = False) -> None:
+    """Refuse output much shorter than its input promised (packets lost to damage).
+
+    The container's duration can be an estimate (MP3 from its bit rate), and AAC and
+    MP3 pad a little, so some slack is allowed. AMR with DTX decodes shorter by design,
+    and a stream without a duration (MediaRecorder's WebM) promises nothing.
+    """
+    if got < MIN_SECONDS:
+        raise MediaError("unreadable", f"no sound in {what}")
+    if not dtx and promised > 0 and got < promised * 0.9 - 0.5:
+        raise MediaError("unreadable", f"{what}: {got:.2f} s decoded of {promised:.2f} s")
 
 
 def _duration_of_wav(path: Path) -> float:
@@ -175,14 +228,18 @@ def convert_audio(src: Path, workdir: Path, max_seconds: float | None = None) ->
     master = workdir / "master.wav"
     web = workdir / "web.mp3"
     loud = workdir / "loud.wav"
-    tolerate = AMR_DTX_COMPLAINTS if info.codec_name in ("amr_nb", "amr_wb") else ()
+    dtx = info.codec_name in DTX_CODECS
     _ffmpeg(["-i", str(src), "-vn", "-ac", "1", "-ar", str(MASTER_RATE), "-c:a", "pcm_s16le", str(master)],
-            tolerate=tolerate)
+            strict=not dtx)
     duration = _duration_of_wav(master)
-    if duration < 0.2:
-        raise MediaError("unreadable", "no sound in the file")
+    _check_length(duration, info.duration, "the recording", dtx=dtx)
     _ffmpeg(["-i", str(master), "-ac", "1", "-ar", "22050", "-c:a", "libmp3lame", "-b:a", "40k", str(web)])
+    made = probe(web)
+    if made.codec_name != "mp3":
+        raise MediaError("unreadable", f"web copy is {made.codec_name}")
+    _check_length(made.duration, duration, "the web copy")
     _ffmpeg(["-i", str(master), "-af", LOUDNESS, "-ac", "1", "-ar", str(LOUD_RATE), "-c:a", "pcm_s16le", str(loud)])
+    _check_length(_duration_of_wav(loud), duration, "the loudspeaker copy")
     return {
         "master": master, "web": web, "loud": loud, "duration": duration,
         "original_format": AUDIO_FORMATS[info.format_name],
@@ -196,6 +253,9 @@ def convert_image(src: Path, workdir: Path) -> dict:
     web = workdir / "web.jpg"
     _ffmpeg(["-i", str(src), "-frames:v", "1", "-map_metadata", "-1",
              "-vf", "scale='min(1024,iw)':-2", "-q:v", "5", str(web)])
+    made = probe(web)
+    if made.codec_type != "video" or made.codec_name != "mjpeg" or not made.width:
+        raise MediaError("unreadable", f"picture came out as {made.codec_name or 'nothing'}")
     return {"web": web, "original_format": info.codec_name}
 
 
@@ -215,11 +275,18 @@ class MediaStore:
         return p
 
     def _store_files(self, media_id: str, files: dict[str, Path]) -> dict[str, str]:
+        """Write every file of one media item, or none: a failure removes those already written."""
         names = {}
-        for role, src in files.items():
-            name = f"{media_id}.{role}{src.suffix}"
-            write_durably(self.dir / name, source=src)
-            names[role] = name
+        try:
+            for role, src in files.items():
+                name = f"{media_id}.{role}{src.suffix}"
+                write_durably(self.dir / name, source=src)
+                names[role] = name
+        except BaseException as e:
+            self.discard(media_id)
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                raise DiskFull("the data disk is full") from None
+            raise
         return names
 
     def prepare_audio(self, upload: Path, max_seconds: float | None = None) -> dict:

@@ -26,6 +26,7 @@ CHECKS = {
     "database": "hub.doctor.system:check_database",
     "disk": "hub.doctor.system:check_disk",
     "clock": "hub.doctor.system:check_clock",
+    "services": "hub.doctor.services:check_services",
     "access_point": "hub.net.checks:check_access_point",
     "portal": "hub.net.checks:check_portal",
     "audio": "hub.doctor.hardware:check_audio",

@@ -21,6 +21,7 @@ TITLES = {
     "database": N_("Database"),
     "disk": N_("Free disk space"),
     "clock": N_("Clock"),
+    "services": N_("Hub services"),
     "access_point": N_("Wi-Fi access point"),
     "portal": N_("Portal"),
     "audio": N_("Sound devices"),

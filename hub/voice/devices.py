@@ -10,6 +10,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from hub.core.errors import HubError
+
 
 class Debouncer:
     """Accepts an event only if the last accepted one is at least *debounce_ms* ago.
@@ -34,6 +36,20 @@ class Debouncer:
             return True
 
 
+class PinError(HubError):
+    """A GPIO pin cannot be used (no GPIO on this machine, no permission, in use, bad name)."""
+
+
+def _pin(make: Callable, pin: str, what: str):
+    # gpiozero is imported only once a pin is set (see RecordButton)
+    from gpiozero.exc import GPIOZeroError
+
+    try:
+        return make()
+    except (GPIOZeroError, ValueError, OSError) as e:
+        raise PinError(f"{what} pin {pin}: {e}") from None
+
+
 class RecordButton:
     """The big push button a villager presses to start and stop a recording.
 
@@ -53,7 +69,9 @@ class RecordButton:
         self.debouncer = Debouncer(debounce_ms, clock)
         self.on_press = on_press
         self.presses = 0
-        self._button = Button(pin, pull_up=True, bounce_time=None, pin_factory=pin_factory)
+        self._button = None
+        self._button = _pin(lambda: Button(pin, pull_up=True, bounce_time=None, pin_factory=pin_factory),
+                            pin, "button")
         self._button.when_pressed = self._pressed
 
     def _pressed(self) -> None:
@@ -100,12 +118,14 @@ class KioskLed:
 
     def __init__(self, pin: str | None, pin_factory=None):
         self.state = "off"
+        self.pin = pin or None
         self._led = None
         if pin:
             # see RecordButton: gpiozero is imported only when a pin is set
             from gpiozero import LED
 
-            self._led = LED(pin, active_high=True, initial_value=False, pin_factory=pin_factory)
+            self._led = _pin(lambda: LED(pin, active_high=True, initial_value=False, pin_factory=pin_factory),
+                             pin, "LED")
 
     def set(self, state: str) -> None:
         if state not in self.PATTERNS:

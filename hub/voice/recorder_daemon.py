@@ -14,11 +14,14 @@ from collections.abc import Callable
 from hub.core.context import open_context
 from hub.core.daemon import Daemon, service_main
 from hub.migrations import MIGRATIONS
-from hub.voice.devices import KioskLed, RecordButton
+from hub.voice.devices import KioskLed, PinError, RecordButton
 from hub.voice.kiosk import Kiosk
 from hub.voice.sound import Sound
 
 log = logging.getLogger(__name__)
+
+#: How often to try again a button or LED pin that could not be opened.
+PIN_RETRY_SECONDS = 10
 
 
 class Recorder(Daemon):
@@ -44,17 +47,37 @@ class Recorder(Daemon):
         if not self.enabled:
             log.info("no button_pin set: the recording kiosk is off")
             return
-
         s = self.settings
         self.ctx = open_context(s, MIGRATIONS, migrate=False)
-        self.led = KioskLed(s.button_led_pin or None, pin_factory=self.pin_factory)
         if self.sound is None:
             self.sound = Sound(s.audio_input_device, s.kiosk_output_device)
+        self.led = KioskLed(None)
         self.kiosk = Kiosk(self.ctx, self.sound, self.led, clock=self.clock, heartbeat=self.heartbeat)
-        self.button = RecordButton(s.button_pin, self.kiosk.press, s.debounce_ms, clock=self.clock,
-                                   pin_factory=self.pin_factory)
-        self.kiosk.show_idle()
+        self._open_pins()
+        self.every(PIN_RETRY_SECONDS, self._open_pins)
         self.every(30, self.kiosk.show_idle)
+
+    def _open_pins(self) -> None:
+        """Open the button and its LED if they are not open yet; a missing pin is reported, not fatal.
+
+        Without GPIO (no chip, or the hub user may not use it) the daemon keeps
+        running, says so to hub doctor and the console, and tries again.
+        """
+        s = self.settings
+        if s.button_led_pin and self.led.pin is None:
+            try:
+                self.led = self.kiosk.led = KioskLed(s.button_led_pin, pin_factory=self.pin_factory)
+                self.problem("button_led", None)
+            except PinError as e:
+                self.problem("button_led", f"kiosk LED: {e}")
+        if self.button is None:
+            try:
+                self.button = RecordButton(s.button_pin, self.kiosk.press, s.debounce_ms, clock=self.clock,
+                                           pin_factory=self.pin_factory)
+                self.problem("button", None)
+                self.kiosk.show_idle()
+            except PinError as e:
+                self.problem("button", f"record button: {e}")
 
     def poll(self) -> None:
         if self.kiosk is not None and self.kiosk.pressed.is_set() and not self.quitting:

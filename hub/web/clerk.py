@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
 
 from hub import accounts, feedback
+from hub.core import problems
 from hub.web.chart import stacked_bars
 from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import N_, _
@@ -65,6 +66,10 @@ def logout():
     return redirect(url_for("clerk.login"), code=303)
 
 
+#: The daemons that report equipment they cannot use, as the console names them.
+DAEMON_NAMES = {"announcer": N_("Loudspeaker announcer"), "recorder": N_("Recording kiosk")}
+
+
 @bp.route("/")
 @login_required
 def dashboard():
@@ -76,8 +81,10 @@ def dashboard():
     by_status = {s: 0 for s in feedback.STATUSES}
     for r in ctx.db.query("select status, count(*) as n from feedback group by status"):
         by_status[r["status"]] = r["n"]
+    devices = [(DAEMON_NAMES.get(daemon, daemon), p["text"])
+               for daemon, parts in problems.current(hub_settings().data_dir).items() for p in parts.values()]
     return render_template("clerk/dashboard.html", chart=chart, by_status=by_status,
-                           weeks=weeks, counts=counts, names=names)
+                           weeks=weeks, counts=counts, names=names, devices=devices)
 
 
 @bp.route("/clock", methods=["POST"])

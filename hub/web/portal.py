@@ -7,6 +7,7 @@ import shutil
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from hub import feedback, notices
+from hub.core.errors import DiskFull
 from hub.core.media import MediaError
 from hub.web.current import hub_context, hub_settings, lang
 from hub.web.i18n import _, switch_language
@@ -87,12 +88,13 @@ def feedback_submit():
         return again(feedback_message("disk_full"), 507)
     try:
         audio = prepare_audio(upload)
+        result = feedback.store(hub_context(), fields, audio, source="portal")
     except MediaError as e:
         return again(media_message(e), 415 if e.code.startswith("not_") else 422)
-    try:
-        result = feedback.store(hub_context(), fields, audio, source="portal")
     except feedback.FeedbackError as e:
         return again(feedback_message(e.code), 400)
+    except DiskFull:
+        return again(feedback_message("disk_full"), 507)
     return redirect(url_for("portal.receipt", code=result["receipt"], new=1), code=303)
 
 

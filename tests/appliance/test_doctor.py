@@ -15,7 +15,7 @@ import pytest
 
 from hub.doctor import CHECKS
 from hub.migrations import MIGRATIONS
-from tests.conftest import need
+from tests.conftest import as_user, need, unprivileged_python, user_ids
 from tests.livehub import LiveHub, free_port
 
 KHMER = range(0x1780, 0x1800)
@@ -25,12 +25,50 @@ def has_khmer(text: str) -> bool:
     return any(ord(ch) in KHMER for ch in text)
 
 
-def doctor(config: Path, *args, **env) -> subprocess.CompletedProcess:
+def doctor(config: Path, *args, accounts: list[str] | None = None,
+           **env) -> subprocess.CompletedProcess:
+    """`hub doctor` with *env* added to the environment, under *accounts* (a command prefix)."""
     e = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     e.update(env)
-    return subprocess.run([sys.executable, "-m", "hub.cli", "--config", str(config), "doctor",
-                           *args], capture_output=True, text=True, env=e, timeout=120,
-                          cwd=config.parent)
+    return subprocess.run([*(accounts or []), sys.executable, "-m", "hub.cli", "--config",
+                           str(config), "doctor", *args], capture_output=True, text=True, env=e,
+                          timeout=120, cwd=config.parent)
+
+
+def unused_ids() -> tuple[int, int]:
+    """A uid and a gid that no account or group of this machine has."""
+    import grp
+    import pwd
+
+    uids = {u.pw_uid for u in pwd.getpwall()}
+    gids = {g.gr_gid for g in grp.getgrall()}
+    n = next(n for n in range(64990, 60000, -1) if n not in uids and n not in gids)
+    return n, n
+
+
+def accounts(folder: Path, hub: tuple[int, int] | None) -> list[str]:
+    """A command prefix that gives the command an account database of the test's choosing:
+    this machine's accounts without any `hub`, plus a `hub` user with the ids *hub* if given.
+
+    The doctor compares the data's owner with the `hub` user, so without this its verdict
+    would depend on whether this machine happens to have one. /etc/passwd and /etc/group
+    are bind-mounted in a mount namespace of the command's own; the machine's stay as they are.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name in ("passwd", "group"):
+        lines = [x for x in Path("/etc", name).read_text().splitlines() if not x.startswith("hub:")]
+        if hub is not None:
+            uid, gid = hub
+            lines.append(f"hub:x:{uid}:{gid}:commune hub:/var/lib/hub:/usr/sbin/nologin"
+                         if name == "passwd" else f"hub:x:{gid}:")
+        path = folder / name
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o644)
+        files.append(str(path))
+    return [need("unshare"), "--mount", "--propagation", "private", "/bin/sh", "-c",
+            'mount --bind "$1" /etc/passwd && mount --bind "$2" /etc/group && shift 2 && exec "$@"',
+            "sh", *files]
 
 
 def alsa_config(tmp_path: Path) -> Path:
@@ -84,7 +122,23 @@ central_url = "{portal.url}/"
 central_token = "token-for-this-hub"
 allow_insecure_http = true
 """, encoding="utf-8")
+    # Keyword arguments for doctor(): the environment, and on a root run the accounts of a Pi,
+    # where the data belongs to the user `hub` (whether or not this machine has one).
     env = {"ALSA_CONFIG_PATH": str(alsa_config(tmp_path)), "GPIOZERO_PIN_FACTORY": "mock"}
+    if os.geteuid() == 0:
+        uid, gid = unused_ids()
+        for path in (data, *data.rglob("*")):
+            os.chown(path, uid, gid, follow_symlinks=False)
+        env["accounts"] = accounts(tmp_path / "accounts", (uid, gid))
+    else:
+        import pwd
+
+        try:
+            if pwd.getpwnam("hub").pw_uid != os.geteuid():
+                pytest.skip("this machine has a user hub: run as root, so that the doctor gets"
+                            " accounts of the test's own")
+        except KeyError:
+            pass
     try:
         yield config, env
     finally:
@@ -104,7 +158,7 @@ def test_a_healthy_hub_passes(healthy):
     # Every hub warns that no Khmer speech model exists (none does, anywhere) and that the
     # kiosk prompts are placeholders until a clerk records them; that is not a failure.
     assert status.pop("speech") in ("ok", "warn"), by_id["speech"]
-    expect = {**dict.fromkeys(CHECKS, "ok"), "access_point": "skip"}
+    expect = {**dict.fromkeys(CHECKS, "ok"), "access_point": "skip", "services": "skip"}
     del expect["speech"]
     assert status == expect, report
     for c in report["checks"]:
@@ -115,6 +169,19 @@ def test_a_healthy_hub_passes(healthy):
     assert "speech model for Korean (ko)" in by_id["speech"]["values"]["ok"]
     # ALSA and PortAudio printed nothing.
     assert r.stderr == "", r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the doctor accounts of its own")
+def test_data_that_does_not_belong_to_the_hub_user_fails(healthy, tmp_path):
+    config, env = healthy
+    owner = (tmp_path / "data" / "hub.db").stat().st_uid
+    other = accounts(tmp_path / "other", (owner + 1, owner + 1))
+    r = doctor(config, "--json", "--lang", "en", "--skip", "access_point",
+               **{**env, "accounts": other})
+    db = next(c for c in json.loads(r.stdout)["checks"] if c["id"] == "database")
+    assert r.returncode == 1 and db["status"] == "fail", db
+    assert db["detail"].endswith(f"hub.db belongs to {owner}, not to hub"), db
+    assert "chown -R hub:hub" in db["hint"]
 
 
 def test_a_healthy_hub_in_khmer(healthy):
@@ -155,7 +222,7 @@ def test_a_broken_hub_fails_with_a_hint_for_each_failure(broken):
     report = json.loads(r.stdout)
     assert report["ok"] is False
     by_id = {c["id"]: c for c in report["checks"]}
-    expect = {"config": "fail", "database": "fail", "disk": "fail", "clock": "skip",
+    expect = {"config": "fail", "database": "fail", "disk": "fail", "clock": "skip", "services": "skip",
               "access_point": "skip", "portal": "fail", "audio": "fail", "gpio": "fail",
               "speech": "fail", "uplink": "warn", "sync": "skip"}
     assert {k: by_id[k]["status"] for k in expect} == expect, report
@@ -302,15 +369,13 @@ def test_checking_an_active_low_relay_never_switches_it_on():
         Device.pin_factory = old
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                    reason="needs root to run the doctor as another user")
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the doctor as another user")
 def test_run_as_a_user_who_cannot_read_the_data_it_says_so(tmp_path):
     import tempfile
 
-    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    if subprocess.run([*nobody, sys.executable, "-c", "import hub"], capture_output=True,
-                      cwd="/").returncode != 0:
-        pytest.skip("the checkout cannot be read by nobody here")
+    uid, gid = user_ids("nobody")
+    python = unprivileged_python(uid, gid)  # the checkout itself may be out of nobody's reach
+    nobody = [*as_user(uid, gid), python.python]
     with tempfile.TemporaryDirectory() as d:
         top = Path(d)
         top.chmod(0o755)
@@ -325,7 +390,7 @@ def test_run_as_a_user_who_cannot_read_the_data_it_says_so(tmp_path):
         config.write_text(f'data_dir = "{data}"\n')
         config.chmod(0o644)
         env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-        r = subprocess.run([*nobody, sys.executable, "-m", "hub.cli", "--config", str(config),
+        r = subprocess.run([*nobody, "-m", "hub.cli", "--config", str(config),
                             "doctor", "--json", "--lang", "en", "--skip",
                             "access_point,portal,audio"], capture_output=True, text=True,
                            env=env, cwd=top, timeout=60)
@@ -333,7 +398,7 @@ def test_run_as_a_user_who_cannot_read_the_data_it_says_so(tmp_path):
         assert r.returncode == 1 and "cannot be read by user nobody" in db["detail"], db
         assert "sudo -u hub hub doctor" in db["hint"]
         config.chmod(0o600)
-        r = subprocess.run([*nobody, sys.executable, "-m", "hub.cli", "--config", str(config),
+        r = subprocess.run([*nobody, "-m", "hub.cli", "--config", str(config),
                             "doctor", "--json", "--lang", "en", "--skip",
                             "access_point,portal,audio"], capture_output=True, text=True,
                            env=env, cwd=top, timeout=60)

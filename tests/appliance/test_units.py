@@ -118,8 +118,10 @@ def test_daemons_keep_the_rules():
     t = parse(SYSTEMD_DIR / "hub-transcriber.service")["Service"]
     assert t["Nice"] == ["19"] and t["CPUSchedulingPolicy"] == ["idle"]
     assert t["IOSchedulingClass"] == ["idle"]
-    rec = parse(SYSTEMD_DIR / "hub-recorder.service")["Service"]
-    assert set(rec["SupplementaryGroups"][0].split()) == {"audio", "gpio"}
+    # Groups come from the hub user's membership, never from the unit: a unit naming a
+    # group the system lacks (gpio exists only on Raspberry Pi OS) cannot start at all.
+    for unit in sorted(SYSTEMD_DIR.glob("*.service")):
+        assert "SupplementaryGroups" not in parse(unit).get("Service", {}), unit.name
     mig = parse(SYSTEMD_DIR / "hub-migrate.service")["Service"]
     assert mig["Type"] == ["oneshot"] and mig["ExecStart"] == ["/usr/bin/env hub migrate"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -28,55 +29,94 @@ def session() -> requests.Session:
     return s
 
 
+def refusal(r: requests.Response) -> tuple[int, str]:
+    """A response's status and the error message on its page, for assertion messages."""
+    m = re.search(r'<p class="error" role="alert">(.*?)</p>', r.text, re.S)
+    return r.status_code, re.sub(r"<[^>]+>", "", m.group(1)).strip() if m else r.text[:300]
+
+
+def rows(stack, sql: str, params=()) -> list[dict]:
+    """Read the running hub's database (read-only: the data are the hub user's)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{stack.settings.db_path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql, params)]
+    finally:
+        conn.close()
+
+
+def mode(path) -> str:
+    return oct(path.stat().st_mode & 0o7777)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     need("nginx")
     tmp = tmp_path_factory.mktemp("webstack")
-    web = WebStack(tmp)
-    # A real audio notice file, made by the media pipeline before the app starts.
-    ctx = open_context(web.settings, MIGRATIONS)
-    mp3 = encode(tone_wav(tmp / "tone.wav", seconds=1.0), "mp3", tmp)
-    media_id = ctx.media.add_audio(mp3)
-    web.audio = ctx.media.get(media_id)
-    png = tmp / "photo.png"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=red:s=64x48", "-frames:v", "1", str(png)], check=True
-    )
-    web.image = ctx.media.get(ctx.media.add_image(png))
-    # Files no request may get: an HTML file beside the media, and a web-named file holding HTML.
-    fake = str(uuid.uuid4())
-    (web.settings.media_dir / f"{fake}.web.html").write_text("<script>alert(1)</script>")
-    (web.settings.media_dir / f"{fake}.web.mp3").write_text("<html><script>alert(1)</script></html>")
-    web.fake = fake
-    ctx.close()
-    with web:
+    with WebStack(tmp) as web:
+        # A clerk publishes a notice with a recording and a picture through nginx: the media
+        # files are made as the running hub makes them, by its user with its umask.
+        r = web.hub("user", "add", "clerk1", "--role", "clerk", input="correct horse\n")
+        assert r.returncode == 0, r.stderr
+        mp3 = encode(tone_wav(tmp / "tone.wav", seconds=1.0), "mp3", tmp)
+        png = tmp / "photo.png"
+        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=red:s=64x48", "-frames:v", "1",
+                        str(png)], check=True)
+        s = session()
+        token = CSRF_RE.search(s.get(f"{web.staff_url}/clerk/login").text).group(1)
+        r = s.post(f"{web.staff_url}/clerk/login", allow_redirects=False,
+                   data={"csrf_token": token, "username": "clerk1", "password": "correct horse"})
+        assert r.status_code == 303, r.text[:300]
+        token = CSRF_RE.search(s.get(f"{web.staff_url}/clerk/notices/new").text).group(1)
+        with open(mp3, "rb") as audio, open(png, "rb") as image:
+            r = s.post(f"{web.staff_url}/clerk/notices/new", allow_redirects=False,
+                       data={"csrf_token": token, "title_km": "ប្រជុំភូមិ", "title_en": "Village meeting"},
+                       files={"audio": ("notice.mp3", audio, "audio/mpeg"), "image": ("photo.png", image, "image/png")})
+        assert r.status_code == 303, refusal(r)
+        notice = rows(web, "select audio_id, image_id from notices")[0]
+        web.audio = rows(web, "select * from media where id = ?", (notice["audio_id"],))[0]
+        web.image = rows(web, "select * from media where id = ?", (notice["image_id"],))[0]
+        # Files no request may get: an HTML file beside the media, and a web-named file holding HTML.
+        fake = str(uuid.uuid4())
+        (web.settings.media_dir / f"{fake}.web.html").write_text("<script>alert(1)</script>")
+        (web.settings.media_dir / f"{fake}.web.mp3").write_text("<html><script>alert(1)</script></html>")
+        web.fake = fake
+        web.tmp_files = tmp
         yield web
 
 
 def test_nginx_t_accepts_the_rendered_config(tmp_path, hub_settings):
     need("nginx")
     web = WebStack(tmp_path, villager_listen="127.0.0.1:18081", staff_listen="127.0.0.1:18082")
-    r = web.nginx_test()
-    assert r.returncode == 0, r.stderr
-    assert "test is successful" in r.stderr
-    # The production layout (AP address, every other address) passes too.
-    site = tmp_path / "prod.conf"
-    site.write_text(nginx.nginx_site(hub_settings))
-    main = tmp_path / "main.conf"
-    main.write_text(nginx.nginx_standalone(site, web.prefix))
-    r = subprocess.run(["nginx", "-t", "-c", str(main), "-p", str(web.prefix)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    try:
+        r = web.nginx_test()
+        assert r.returncode == 0, r.stderr
+        assert "test is successful" in r.stderr
+        # The production layout (AP address, every other address) passes too.
+        site = tmp_path / "prod.conf"
+        site.write_text(nginx.nginx_site(hub_settings))
+        main = tmp_path / "main.conf"
+        main.write_text(nginx.nginx_standalone(site, web.prefix))
+        r = subprocess.run(["nginx", "-t", "-c", str(main), "-p", str(web.prefix)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    finally:
+        web.close()
 
 
 def test_a_broken_site_is_refused_by_nginx_t(tmp_path):
     need("nginx")
     web = WebStack(tmp_path)
-    main = web.write_nginx()
-    site = web.prefix / "site.conf"
-    site.write_text(site.read_text().replace("proxy_pass http://hub_web;", "proxy_pass http://hub_web"))
-    r = subprocess.run(["nginx", "-t", "-c", str(main), "-p", str(web.prefix)], capture_output=True, text=True)
-    assert r.returncode != 0
-    assert "site.conf" in r.stderr
+    try:
+        main = web.write_nginx()
+        site = web.prefix / "site.conf"
+        site.write_text(site.read_text().replace("proxy_pass http://hub_web;", "proxy_pass http://hub_web"))
+        r = subprocess.run(["nginx", "-t", "-c", str(main), "-p", str(web.prefix)], capture_output=True, text=True)
+        assert r.returncode != 0
+        assert "site.conf" in r.stderr
+    finally:
+        web.close()
 
 
 def test_static_files_come_from_nginx_with_cache_headers(stack):
@@ -130,6 +170,49 @@ def test_media_web_copies_served_with_type_from_extension(stack):
     # Phones seek in audio with range requests.
     part = s.get(f"{stack.villager_url}/media/{name}", headers={"Range": "bytes=0-99"})
     assert part.status_code == 206 and len(part.content) == 100
+
+
+def test_the_stack_runs_as_on_a_pi(stack):
+    """nginx's workers are www-data and the hub an unprivileged user, so permission bugs show."""
+    if not stack.deployed:
+        pytest.skip("needs root to run nginx's workers and the hub as other users")
+    import pwd
+
+    def users(pid: int) -> set[str]:
+        kids = [int(p) for p in (Path("/proc") / str(pid) / "task" / str(pid) / "children").read_text().split()]
+        return {pwd.getpwuid((Path("/proc") / str(k)).stat().st_uid).pw_name for k in kids}
+
+    assert users(stack.nginx.pid) == {"www-data"}
+    assert {pwd.getpwuid((Path("/proc") / str(p)).stat().st_uid).pw_name for p in stack.pids()} == {"nobody"}
+    media = stack.settings.media_dir
+    assert (media.stat().st_uid, media.stat().st_gid) == stack.hub_ids
+    assert mode(stack.settings.data_dir) == mode(media) == "0o750"
+    for name in (stack.audio["web_name"], stack.audio["master_name"], stack.image["web_name"]):
+        st = (media / name).stat()
+        assert ((st.st_uid, st.st_gid), mode(media / name)) == (stack.hub_ids, "0o640"), name
+
+
+@pytest.mark.parametrize("fmt", ["m4a", "3gp"])
+def test_voice_feedback_through_nginx_plays_back_through_nginx(stack, fmt):
+    """A villager's recording goes through nginx to the hub (its own user, real ffmpeg);
+    its web copy then comes back through nginx."""
+    voice = encode(tone_wav(stack.tmp_files / f"voice-{fmt}.wav", seconds=2.0), fmt, stack.tmp_files)
+    s = session()
+    token = CSRF_RE.search(s.get(f"{stack.villager_url}/feedback").text).group(1)
+    with open(voice, "rb") as f:
+        r = s.post(f"{stack.villager_url}/feedback", allow_redirects=False,
+                   data={"csrf_token": token, "category": "water", "body": ""},
+                   files={"voice": (voice.name, f, "application/octet-stream")})
+    assert r.status_code == 303, refusal(r)
+    code = r.headers["Location"].split("/receipt/", 1)[1].split("?")[0]
+    assert s.get(stack.villager_url + r.headers["Location"]).status_code == 200
+    row = rows(stack, "select m.web_name, m.duration_ms from feedback f join media m on m.id = f.audio_id"
+                      " where f.receipt = ?", (code,))[0]
+    assert 1800 < row["duration_ms"] < 2300
+    played = s.get(f"{stack.villager_url}/media/{row['web_name']}")
+    assert played.status_code == 200
+    assert played.headers["Content-Type"] == "audio/mpeg"
+    assert played.content == (stack.settings.media_dir / row["web_name"]).read_bytes()
 
 
 def test_media_masters_and_other_names_are_not_served(stack):
@@ -205,7 +288,8 @@ def test_feedback_post_through_nginx(stack):
     settings = settings_mod.load(stack.config, env={})
     ctx = open_context(settings, MIGRATIONS, migrate=False)
     try:
-        row = ctx.db.conn.execute("select body from feedback order by created_at desc limit 1").fetchone()
+        code = r.headers["Location"].split("/receipt/", 1)[1].split("?")[0]
+        row = ctx.db.conn.execute("select body from feedback where receipt = ?", (code,)).fetchone()
     finally:
         ctx.close()
     assert "well" in row[0]

@@ -3,10 +3,18 @@
 Everything lives in a temporary folder: the hub's data, the socket, nginx's
 pid file, logs and temp paths. Both processes run in the foreground and are
 stopped by their pids, optionally inside a network namespace.
+
+Run as root, the stack is laid out as on a Pi, so that permission bugs show:
+nginx's workers run as www-data, and the hub runs as an unprivileged user
+(nobody) whose group is one www-data has (www-data's own; on a Pi, www-data is
+in the group hub), with the units' umask and no memory it may lock. Its data
+folder belongs to that user and group, 0750, in a folder everyone can enter;
+its Python is a venv outside the checkout (tests.conftest.unprivileged_python).
 """
 
 from __future__ import annotations
 
+import grp
 import os
 import shutil
 import signal
@@ -19,6 +27,12 @@ from pathlib import Path
 
 from hub.core import settings as settings_mod
 from hub.net import nginx
+from tests.conftest import as_user, no_memory_lock, unprivileged_python, user_ids
+
+#: The hub's user and group when the stack runs as root, and nginx's workers' user.
+HUB_USER, HUB_GROUP, NGINX_USER = "nobody", "www-data", "www-data"
+#: The units' UMask=.
+UNIT_UMASK = 0o027
 
 
 def free_port() -> int:
@@ -80,20 +94,36 @@ class WebStack:
         staff_listen: str | None = None,
         netns: str | None = None,
         workers: int = 2,
+        deployed: bool | None = None,
     ):
         self.tmp = Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.netns = netns
         self.workers = workers
-        # A unix socket path must stay under 108 bytes; pytest's tmp paths can be long.
-        self.sockdir = Path(tempfile.mkdtemp(prefix="hubweb-"))
+        self.deployed = os.geteuid() == 0 if deployed is None else deployed
+        # A unix socket path must stay under 108 bytes; pytest's tmp paths can be long. As
+        # deployed, everything the hub and nginx's workers touch is here too: pytest's tmp
+        # folders are private to root.
+        self.top = Path(tempfile.mkdtemp(prefix="hubweb-"))
+        self.python = None
+        if self.deployed:
+            self.top.chmod(0o755)
+            self.hub_ids = (user_ids(HUB_USER)[0], grp.getgrnam(HUB_GROUP).gr_gid)
+            self.python = unprivileged_python(*self.hub_ids)
+            home = self.top
+            data = self._hub_dir(self.top / "data", 0o750)  # as install-hub.sh makes /var/lib/hub
+            self.sockdir = self._hub_dir(self.top / "run", 0o755)  # RuntimeDirectoryMode=0755
+        else:
+            home = self.tmp
+            data = self.tmp / "data"
+            self.sockdir = self.top
         self.villager_port = free_port()
         self.staff_port = free_port()
         self.villager_listen = villager_listen or f"127.0.0.1:{self.villager_port}"
         self.staff_listen = staff_listen or f"127.0.0.1:{self.staff_port}"
         host = self.villager_listen.rsplit(":", 1)[0] if ":" in self.villager_listen else "127.0.0.1"
         values = {
-            "data_dir": self.tmp / "data",
+            "data_dir": data,
             "behind_proxy": True,
             "portal_url": f"http://{self.villager_listen}/".replace(":80/", "/"),
             "web_socket": str(self.sockdir / "web.sock"),
@@ -101,11 +131,30 @@ class WebStack:
             "log_level": "warning",
         }
         values.update(settings or {})
-        self.config = write_toml(self.tmp / "hub.toml", values)
+        self.config = write_toml(home / "hub.toml", values)
+        self.config.chmod(0o644)
         self.settings = settings_mod.load(self.config, env={})
         self.gunicorn: subprocess.Popen | None = None
         self.nginx: subprocess.Popen | None = None
-        self.prefix = self.tmp / "nginx"
+        self.prefix = home / "nginx"
+
+    def _hub_dir(self, path: Path, mode: int) -> Path:
+        path.mkdir(exist_ok=True)
+        os.chown(path, *self.hub_ids)
+        path.chmod(mode)
+        return path
+
+    def hub(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
+        """Run `hub ARGS` with this stack's config, as the hub's user."""
+        env = {**clean_env(), "XDG_RUNTIME_DIR": str(self.sockdir)}
+        if not self.deployed:
+            return subprocess.run(hub_cmd(self.config, *args), capture_output=True, text=True, env=env,
+                                  input=input)
+        return subprocess.run(
+            [*as_user(*self.hub_ids), *self.python.hub("--config", str(self.config), *args)],
+            capture_output=True, text=True, input=input, umask=UNIT_UMASK, cwd=self.settings.data_dir,
+            env={**env, "HOME": "/nonexistent"},
+        )
 
     @property
     def villager_url(self) -> str:
@@ -124,13 +173,14 @@ class WebStack:
         for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.prefix / sub).mkdir(exist_ok=True)
         site = self.prefix / "site.conf"
+        # As deployed, nginx serves the static files of the hub's install, not of the checkout.
+        static = self.python.static_dir if self.deployed else None
         site.write_text(
-            nginx.nginx_site(self.settings, villager_listen=self.villager_listen, staff_listen=self.staff_listen)
+            nginx.nginx_site(self.settings, villager_listen=self.villager_listen, staff_listen=self.staff_listen,
+                             static=static)
         )
         main = self.prefix / "nginx.conf"
-        # Workers run as root only because the test's temp folders are private to root;
-        # on a Pi they run as www-data.
-        main.write_text(nginx.nginx_standalone(site, self.prefix, user="root" if os.geteuid() == 0 else None))
+        main.write_text(nginx.nginx_standalone(site, self.prefix, user=NGINX_USER if self.deployed else None))
         return main
 
     def nginx_test(self) -> subprocess.CompletedProcess:
@@ -146,20 +196,24 @@ class WebStack:
         return self
 
     def _start(self) -> None:
-        env = clean_env()
-        # gunicorn's control socket goes to $XDG_RUNTIME_DIR, else ~/.gunicorn: keep it in our folder.
-        env["XDG_RUNTIME_DIR"] = str(self.sockdir)
-        r = subprocess.run(hub_cmd(self.config, "migrate"), capture_output=True, text=True, env=env)
+        if self.deployed:
+            # Whatever a test put in the data folder beforehand is the hub's, as after a restore.
+            for path in (self.settings.data_dir, *self.settings.data_dir.rglob("*")):
+                os.chown(path, *self.hub_ids, follow_symlinks=False)
+        r = self.hub("migrate")
         if r.returncode != 0:
             raise RuntimeError(f"hub migrate failed: {r.stderr}")
         sock = self.sockdir / "web.sock"
+        # gunicorn's control socket goes to $XDG_RUNTIME_DIR, else ~/.gunicorn: keep it in our folder.
+        env = {**clean_env(), "XDG_RUNTIME_DIR": str(self.sockdir)}
+        web = ["web", "--bind", f"unix:{sock}", "--workers", str(self.workers)]
+        if self.deployed:
+            cmd = [*no_memory_lock(), *as_user(*self.hub_ids), *self.python.hub("--config", str(self.config), *web)]
+            extra = {"umask": UNIT_UMASK, "cwd": self.settings.data_dir, "env": {**env, "HOME": "/nonexistent"}}
+        else:
+            cmd, extra = hub_cmd(self.config, *web), {"env": env}
         with open(self.tmp / "gunicorn.log", "ab") as log:
-            self.gunicorn = subprocess.Popen(
-                self._wrap(hub_cmd(self.config, "web", "--bind", f"unix:{sock}", "--workers", str(self.workers))),
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            self.gunicorn = subprocess.Popen(self._wrap(cmd), stdout=log, stderr=subprocess.STDOUT, **extra)
         wait_for(lambda: _unix_connects(sock), 30, "gunicorn", self.gunicorn)
         t = self.nginx_test()
         if t.returncode != 0:
@@ -195,7 +249,7 @@ class WebStack:
     def close(self) -> None:
         stop(self.nginx)
         stop(self.gunicorn)
-        shutil.rmtree(self.sockdir, ignore_errors=True)
+        shutil.rmtree(self.top, ignore_errors=True)
 
     def __enter__(self) -> WebStack:
         return self.start()
