@@ -205,7 +205,7 @@ class UnprivilegedPython:
     @property
     def static_dir(self) -> Path:
         """The web app's static files as this install has them (nginx serves them directly)."""
-        return Path(subprocess.run([self.python, "-c", "from hub.net.render import static_dir; print(static_dir())"],
+        return Path(subprocess.run([self.python, "-c", "from hub.net.nginx import static_dir; print(static_dir())"],
                                    capture_output=True, text=True, check=True, cwd="/").stdout.strip())
 
     def remove(self) -> None:
