@@ -34,9 +34,8 @@ PROVISIONING = REPO / "provisioning"
 PACKAGE_LIST = PROVISIONING / "packages.list"
 CACHE = Path(os.environ.get("HUB_SYSTEM_CACHE", "/var/cache/commune-hub/system"))
 SUITE = "bookworm"
-#: What a booted root needs beyond the image's packages (the image has them from
-#: its own base), and faketime for the test of a clock far in the past.
-BOOT_PACKAGES = ["systemd", "systemd-sysv", "dbus", "faketime", "procps"]
+#: What a booted root needs beyond the image's packages (the image has them from its own base).
+BOOT_PACKAGES = ["systemd", "systemd-sysv", "dbus", "procps"]
 
 CLERK = ("clerk", "correct horse battery")
 DAEMONS = ("hub-web", "hub-announcer", "hub-recorder", "hub-transcriber", "hub-sync")
@@ -77,10 +76,13 @@ def base_root(log=print) -> Path:
     run(["mmdebstrap", "--variant=minbase", "--include=" + ",".join(packages() + BOOT_PACKAGES),
          "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
          SUITE, str(tmp)], capture_output=False, stdout=subprocess.DEVNULL)
-    # Old roots of earlier package lists only take room.
-    for old in CACHE.glob(f"root-{SUITE}-*"):
-        shutil.rmtree(old, ignore_errors=True)
-    tmp.rename(root)
+    # Roots of earlier package lists stay: another run may still be booting one.
+    try:
+        tmp.rename(root)
+    except OSError:
+        if not (root / "etc/os-release").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # another run built the same root meanwhile
     return root
 
 
@@ -314,7 +316,7 @@ class Appliance:
         return self.sh(f"systemctl show -P {prop} {name}").stdout.strip()
 
     def journal(self, unit: str) -> str:
-        return self.sh(f"journalctl -q -o short-precise --no-pager -u {unit}", check=False).stdout
+        return self.sh(f"journalctl -q -o short-iso-precise --no-pager -u {unit}", check=False).stdout
 
     def drop_in(self, unit: str, name: str, text: str) -> None:
         """A unit drop-in, written before boot (or followed by daemon-reload)."""

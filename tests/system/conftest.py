@@ -7,13 +7,15 @@ import re
 import shutil
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
-from tests.system.appliance import ALSA_FILES, CLERK, Appliance, installed_layer
+from tests.system.appliance import ALSA_FILES, CLERK, DAEMONS, Appliance, installed_layer
 
+PACER = Path(__file__).resolve().parents[1] / "announce" / "pacer.py"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 RECEIPT_RE = re.compile(r"/receipt/(\d+)")
 MEDIA_RE = re.compile(r"/media/([0-9a-f-]{36}\.web\.(?:mp3|jpg))")
@@ -62,6 +64,8 @@ def make_appliance(hub_layer, tmp_path_factory):
     for app in made:
         if app.proc is not None:
             print(f"--- console of {app.name}:\n" + app.console.read_text(errors="replace")[-3000:])
+            for unit in (*DAEMONS, "nginx"):
+                print(f"--- {unit}:\n" + app.journal(unit)[-2000:])
         app.destroy()
 
 
@@ -106,6 +110,17 @@ def receipt_of(r: requests.Response) -> str:
     return m.group(1)
 
 
+def a_minute_ahead(now: datetime) -> datetime:
+    """The first whole minute at least 30 s after *now* (the console schedules to the minute)."""
+    return (now + timedelta(seconds=90)).replace(second=0, microsecond=0)
+
+
+def error_of(r: requests.Response) -> str:
+    """The error a page shows, for assertion messages."""
+    m = re.search(r'class="error"[^>]*>(.*?)</', r.text, re.S)
+    return f"{r.status_code}: {re.sub(r'<[^>]+>', '', m.group(1)).strip() if m else r.text[:300]}"
+
+
 def wait_for(what, timeout: float, interval: float = 1.0, message: str = ""):
     deadline = time.monotonic() + timeout
     while True:
@@ -117,7 +132,18 @@ def wait_for(what, timeout: float, interval: float = 1.0, message: str = ""):
         time.sleep(interval)
 
 
-def sound_card_appears(app: Appliance) -> None:
-    """The hub's sound devices come to exist: ALSA files under the same names the image defines."""
+def sound_card_appears(app: Appliance, paced: bool = False) -> None:
+    """The hub's sound devices come to exist: ALSA files under the same names the image defines.
+
+    *paced*: the speaker takes sound no faster than a real card (tests/announce/pacer.py
+    behind an ALSA pipe), so playout lasts its real time and a power cut can land inside it.
+    """
     app.write("/var/lib/hub/test/mic.raw", b"\0" * 32000 * 5, owner="hub")
-    app.write("/etc/asound.conf", ALSA_FILES)
+    conf = ALSA_FILES
+    if paced:
+        app.write("/usr/local/lib/hub-test/pacer.py", PACER.read_bytes())
+        conf = conf.replace('file "/var/lib/hub/test/speaker.raw"; format "raw"; truncate false',
+                            'file "|/usr/bin/python3 /usr/local/lib/hub-test/pacer.py /var/lib/hub/test/speaker.raw";'
+                            ' format "raw"')
+        assert "pacer.py" in conf
+    app.write("/etc/asound.conf", conf)
