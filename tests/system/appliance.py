@@ -307,10 +307,10 @@ class Appliance:
         return run([*cmd, "env", "-i", *[f"{k}={v}" for k, v in env.items()], "sh", "-c", script],
                    check=check, timeout=timeout, input=input)
 
-    def hub(self, args: str, check: bool = True, timeout: float = 120, input: str | None = None):
-        """`hub ARGS` inside, as the hub user with the settings a Pi has."""
-        return self.sh(f"HUB_DATA_DIR=/var/lib/hub /opt/hub/venv/bin/hub --config /etc/hub/hub.toml {args}",
-                       check=check, timeout=timeout, user="hub", input=input)
+    def hub(self, args: str, check: bool = True, timeout: float = 120, input: str | None = None,
+            user: str | None = "hub"):
+        """`hub ARGS` inside as a technician types it (`sudo -u hub hub ...`, or as root with user=None)."""
+        return self.sh(f"cd /tmp && hub {args}", check=check, timeout=timeout, user=user, input=input)
 
     def unit(self, name: str, prop: str) -> str:
         return self.sh(f"systemctl show -P {prop} {name}").stdout.strip()
