@@ -36,17 +36,17 @@ bench: system-bench $(VENV)/.installed-test ## Print speed and memory figures si
 	$(BIN)/python -m tests.bench $(BENCH)
 
 lint: $(VENV)/.installed-test ## Check style with ruff
-	$(BIN)/ruff check hub tests
+	$(BIN)/ruff check hub tests tools
 
 docs: $(VENV)/.installed ## Refresh the settings table in README.md
-	$(BIN)/python -m hub.settings
+	$(BIN)/python -m tools.settings_table
 
 messages: $(VENV)/.installed ## Update the Khmer catalogue from the code and list untranslated strings
-	$(BIN)/python -m hub.web.catalog
+	$(BIN)/python -m tools.catalog
 
 font: $(VENV)/.installed-test ## Rebuild the bundled Khmer font subset from fonts-noto-core
 	$(BIN)/pip install -q '.[font]'
-	$(BIN)/python -m hub.web.fontsubset
+	$(BIN)/python -m tools.fontsubset
 
 appliance: system-test $(VENV)/.installed-test ## Boot this checkout as a Pi runs it (systemd, nginx) and say how to reach it
 	$(BIN)/python -m tests.system.appliance

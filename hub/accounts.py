@@ -10,8 +10,8 @@ import time
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from hub.db import new_id, transaction, utcnow
-from hub.errors import HubError
+from hub.core.db import new_id, transaction, utcnow
+from hub.core.errors import HubError
 
 ROLES = ("clerk", "admin")
 MIN_PASSWORD_LENGTH = 8
@@ -22,25 +22,6 @@ def _dummy_hash() -> str:
     """A hash to check against when the name is unknown, so a wrong name and a
     wrong password take the same time."""
     return generate_password_hash("not-a-password", method="scrypt")
-
-
-#: The accounts tables, shared by the hub's store and the central server's.
-TABLES_SQL = """
-        create table users (
-            id text primary key,
-            username text not null unique,
-            password_hash text not null,
-            role text not null check (role in ('clerk', 'admin')),
-            created_at text not null,
-            disabled integer not null default 0
-        );
-        create table login_failures (
-            id integer primary key,
-            key text not null,
-            at real not null
-        );
-        create index login_failures_key on login_failures (key, at);
-"""
 
 
 class AccountError(HubError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hub.db import transaction, utcnow
+from hub.core.db import transaction, utcnow
 
 ARP_TABLE = Path("/proc/net/arp")
 

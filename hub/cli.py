@@ -3,29 +3,34 @@
 Each part of the hub adds its own subcommands from its ``commands`` module
 (listed in :data:`COMMAND_MODULES`). A command function takes the parsed
 arguments and returns an exit code; expected failures raise
-:class:`hub.errors.HubError` and are printed as one line.
+:class:`hub.core.errors.HubError` and are printed as one line.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import logging
 import sys
 
-from hub import __version__
-from hub.errors import HubError
+from hub import __version__, commands, doctor
+from hub.announce import commands as announce_commands
+from hub.central import commands as central_commands
+from hub.core.daemon import setup_logging
+from hub.core.errors import HubError
+from hub.net import commands as net_commands
+from hub.provision import commands as provision_commands
+from hub.sync import commands as sync_commands
+from hub.voice import commands as voice_commands
 
 #: Modules with a ``register(subparsers)`` function, in the order --help lists them.
 COMMAND_MODULES = (
-    "hub.commands",
-    "hub.announce.commands",
-    "hub.voice.commands",
-    "hub.sync.commands",
-    "hub.central.commands",
-    "hub.net.commands",
-    "hub.provision.commands",
-    "hub.doctor",
+    commands,
+    announce_commands,
+    voice_commands,
+    sync_commands,
+    central_commands,
+    net_commands,
+    provision_commands,
+    doctor,
 )
 
 
@@ -39,29 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hub {__version__}")
     parser.add_argument("--config", metavar="FILE", help="TOML settings file")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name and name.startswith(e.name):
-                continue  # that part of the hub is not built yet
-            raise
+    for module in COMMAND_MODULES:
         module.register(sub)
     return parser
-
-
-def load_settings(args):
-    from hub import settings
-
-    return settings.load(args.config)
-
-
-def setup_logging(level: str = "info") -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

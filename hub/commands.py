@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import getpass
 import logging
+import signal
 import sys
 import threading
 
-from hub.errors import HubError
+from hub import accounts
+from hub.core import db as dbmod
+from hub.core.context import Context, open_context
+from hub.core.daemon import load_settings, run_together, setup_logging
+from hub.core.errors import HubError
+from hub.core.media import make_dir
+from hub.core.settings import SETTINGS
+from hub.migrations import MIGRATIONS
+from hub.run import build_daemons, seed_demo, start_web
+from hub.web import daemon as web_daemon
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +31,7 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("web", help="serve the portal and console with gunicorn (production)")
-    p.add_argument("--bind", help="gunicorn bind address (default HOST:PORT from settings)")
-    p.add_argument("--workers", type=int, default=2)
+    web_daemon.add_arguments(p)
     p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("migrate", help="apply database migrations, then check integrity")
@@ -46,15 +55,11 @@ def register(sub) -> None:
 
 
 def _settings(args):
-    from hub.cli import load_settings
-
     return load_settings(args)
 
 
 def _context(args, migrate: bool = True):
-    from hub.context import open_context
-
-    return open_context(_settings(args), migrate=migrate)
+    return open_context(_settings(args), MIGRATIONS, migrate=migrate)
 
 
 def read_password(prompt: str = "Password: ") -> str:
@@ -71,23 +76,17 @@ def read_password(prompt: str = "Password: ") -> str:
 
 
 def cmd_migrate(args) -> int:
-    from hub import db as dbmod
-    from hub.context import Context
-    from hub.media import make_dir
-
     settings = _settings(args)
     make_dir(settings.media_dir)
     ctx = Context(settings)
     dbmod.integrity_check(ctx.db)
-    applied = dbmod.migrate(ctx.db)
+    applied = dbmod.migrate(ctx.db, MIGRATIONS)
     dbmod.integrity_check(ctx.db)
     print(f"database {settings.db_path}: " + (f"applied {', '.join(applied)}" if applied else "up to date"))
     return 0
 
 
 def cmd_user_add(args) -> int:
-    from hub import accounts
-
     ctx = _context(args)
     accounts.add_user(ctx.db, args.name, read_password(), args.role)
     print(f"added {args.role} {args.name}")
@@ -95,8 +94,6 @@ def cmd_user_add(args) -> int:
 
 
 def cmd_user_passwd(args) -> int:
-    from hub import accounts
-
     ctx = _context(args)
     accounts.set_password(ctx.db, args.name, read_password())
     print(f"password changed for {args.name}")
@@ -104,8 +101,6 @@ def cmd_user_passwd(args) -> int:
 
 
 def cmd_user_list(args) -> int:
-    from hub import accounts
-
     ctx = _context(args)
     for u in accounts.list_users(ctx.db):
         flag = " (disabled)" if u["disabled"] else ""
@@ -114,8 +109,6 @@ def cmd_user_list(args) -> int:
 
 
 def cmd_settings(args) -> int:
-    from hub.settings import SETTINGS
-
     settings = _settings(args)
     values = settings.as_dict()
     print(f"# from {settings.source or 'defaults'}")
@@ -128,17 +121,11 @@ def cmd_settings(args) -> int:
 
 
 def cmd_web(args) -> int:
-    from hub.web.daemon import serve_gunicorn
-
-    return serve_gunicorn(_settings(args), bind=args.bind, workers=args.workers)
+    return web_daemon.serve_gunicorn(_settings(args), bind=args.bind, workers=args.workers)
 
 
 def cmd_run(args) -> int:
     """Every daemon in one process, the web app on werkzeug's threaded server."""
-    from hub.cli import setup_logging
-    from hub.daemon import run_together
-    from hub.run import build_daemons, seed_demo, start_web
-
     settings = _settings(args)
     setup_logging(settings.log_level)
     ctx = _context(args)
@@ -152,8 +139,6 @@ def cmd_run(args) -> int:
         server = start_web(settings)
         print(f"hub: serving {settings.listen_url}", flush=True)
     try:
-        import signal
-
         signal.signal(signal.SIGTERM, lambda *a: stop.set())
         signal.signal(signal.SIGINT, lambda *a: stop.set())
         hung = run_together(daemons, stop)

@@ -11,8 +11,8 @@ import secrets
 import sqlite3
 from datetime import datetime, timedelta
 
-from hub.db import new_id, transaction, utcnow
-from hub.khmer import add_break_points, to_latin_digits
+from hub.core.db import new_id, transaction, utcnow
+from hub.core.khmer import add_break_points, to_latin_digits
 
 #: (key, English, Khmer, icon); the order is the order shown to villagers.
 CATEGORIES = (
@@ -33,6 +33,13 @@ SOURCES = ("portal", "kiosk", "clerk")
 RECEIPT_DIGITS = 6
 MAX_TEXT = 4000
 MAX_FIELD = 100
+#: What of a feedback row goes to the central server. A column not named here stays in the commune.
+SHARED_FIELDS = ("receipt", "source", "category", "body", "village", "lang", "consent_share", "status",
+                 "reply", "replied_at", "clock_trusted")
+#: Who spoke, how to reach them and their voice: shared only when they agreed (consent_share).
+SHARED_WITH_CONSENT = ("name", "phone", "audio_id")
+#: A reply to an item in these states answers it.
+UNANSWERED = ("new", "in_progress")
 
 
 class FeedbackError(ValueError):
@@ -76,15 +83,19 @@ def validate(fields: dict) -> dict:
 
 
 def submit(ctx, fields: dict, audio_row: dict | None = None, source: str = "portal") -> dict:
-    """Store a feedback item (and its audio row) at once; return its id and receipt.
+    """Check a villager's fields and store them (see :func:`store`)."""
+    return store(ctx, validate(fields), audio_row, source)
+
+
+def store(ctx, row: dict, audio_row: dict | None = None, source: str = "portal") -> dict:
+    """Store a feedback item checked by :func:`validate` (and its audio row) at once; return its id and receipt.
 
     Text or voice is required. If anything fails, the audio files already
     written are removed, so nothing half-stored remains.
     """
-    row = validate(fields)
+    row = dict(row)
     if not row["body"] and audio_row is None:
-        if audio_row is None:
-            raise FeedbackError("say_something")
+        raise FeedbackError("say_something")
     if source not in SOURCES:
         raise ValueError(source)
     now = utcnow()
@@ -147,6 +158,9 @@ def inbox(db, status: str | None = None, category: str | None = None, limit: int
 
 
 def set_status(ctx, feedback_id: str, status: str, reply: str | None = None) -> None:
+    """Move an item to *status*, with the clerk's *reply* if given; a reply to an unanswered item answers it."""
+    if reply is not None and reply.strip() and status in UNANSWERED:
+        status = "answered"
     if status not in STATUSES:
         raise FeedbackError("bad_status")
     now = utcnow()
@@ -164,6 +178,12 @@ def set_status(ctx, feedback_id: str, status: str, reply: str | None = None) -> 
                                (status, now, feedback_id))
         if cur.rowcount == 0:
             raise KeyError(feedback_id)
+
+
+def outgoing(row: dict) -> dict:
+    """What of a feedback row leaves the commune: the shared fields, and who spoke only with consent."""
+    fields = SHARED_FIELDS + (SHARED_WITH_CONSENT if row.get("consent_share") else ())
+    return {k: row[k] for k in fields if k in row}
 
 
 CSV_COLUMNS = ("id", "receipt", "created_at", "source", "category", "status", "body", "name",

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hub.db import new_id, transaction, utcnow
-from hub.khmer import add_break_points
+from hub.core.db import new_id, transaction, utcnow
+from hub.core.khmer import add_break_points
+from hub.core.words import N_
 
 FIELDS = ("title_km", "title_en", "body_km", "body_en", "urgent", "pinned", "expires_at",
           "image_id", "audio_id")
+NEEDS_TITLE = N_("A notice needs a title in Khmer or English.")
+
+
+class NoticeError(ValueError):
+    """A notice that cannot be stored; the message is catalogue text to show the clerk."""
+
+
+def check_title(fields: dict) -> None:
+    """A notice needs a title in Khmer or English (spaces alone are no title)."""
+    if not ((fields.get("title_km") or "").strip() or (fields.get("title_en") or "").strip()):
+        raise NoticeError(NEEDS_TITLE)
 
 
 def _clean(fields: dict) -> dict:
@@ -29,9 +41,8 @@ def _clean(fields: dict) -> dict:
 def create(ctx, fields: dict, media_rows: list[dict] = (), origin: str = "hub",
            notice_id: str | None = None) -> str:
     """Store a new notice (and the media rows it refers to) in one transaction."""
+    check_title(fields)
     row = _clean(fields)
-    if not (row.get("title_km") or row.get("title_en")):
-        raise ValueError("a notice needs a title")
     now = utcnow()
     row.update(
         id=notice_id or new_id(), hub_id=ctx.hub_id, origin=origin, published_at=now,

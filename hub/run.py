@@ -6,6 +6,12 @@ import importlib
 import secrets
 import threading
 
+from werkzeug.serving import make_server
+
+from hub import accounts, feedback, notices
+from hub.core.assets import audio_dir
+from hub.web import create_app
+
 #: name -> "module:Class" of each daemon `hub run` starts beside the web app.
 DAEMONS: dict[str, str] = {
     "sync": "hub.sync.daemon:Sync",
@@ -27,10 +33,6 @@ def build_daemons(settings, only: set[str] | None = None) -> list:
 
 def start_web(settings):
     """Serve the web app on werkzeug's threaded server in a background thread."""
-    from werkzeug.serving import make_server
-
-    from hub.web import create_app
-
     app = create_app(settings)
     server = make_server(settings.host, settings.port, app, threaded=True)
     threading.Thread(target=server.serve_forever, name="web", daemon=True).start()
@@ -39,12 +41,8 @@ def start_web(settings):
 
 def seed_demo(ctx, out) -> None:
     """Demo notices (one with audio), some feedback, and a clerk with a random password."""
-    from hub import accounts, feedback, notices
-
     db = ctx.db
     if not db.conn.execute("select 1 from notices limit 1").fetchone():
-        from hub.assets import audio_dir
-
         audio = audio_dir() / "demo" / "meeting-notice.ogg"
         media_rows = [ctx.media.prepare_audio(audio)] if audio.exists() else []
         notices.create(ctx, {

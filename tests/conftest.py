@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hub import settings as settings_mod
-from hub.context import open_context
+from hub.core import settings as settings_mod
+from hub.core.context import open_context
+from hub.migrations import MIGRATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -37,7 +38,7 @@ def hub_settings(make_settings):
 @pytest.fixture
 def ctx(hub_settings):
     """A migrated store in a temporary data directory."""
-    c = open_context(hub_settings)
+    c = open_context(hub_settings, MIGRATIONS)
     yield c
     c.close()
 
@@ -204,7 +205,7 @@ class UnprivilegedPython:
     @property
     def static_dir(self) -> Path:
         """The web app's static files as this install has them (nginx serves them directly)."""
-        return Path(subprocess.run([self.python, "-c", "from hub.net.render import static_dir; print(static_dir())"],
+        return Path(subprocess.run([self.python, "-c", "from hub.net.nginx import static_dir; print(static_dir())"],
                                    capture_output=True, text=True, check=True, cwd="/").stdout.strip())
 
     def remove(self) -> None:

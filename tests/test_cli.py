@@ -24,7 +24,8 @@ def test_user_add_reads_the_password_from_stdin(tmp_path):
     assert out.returncode == 0, out.stderr
     listing = hub(["user", "list"], tmp_path)
     assert re.search(r"^sokha\tadmin\t", listing.stdout, re.M)
-    from hub import accounts, db
+    from hub import accounts
+    from hub.core import db
 
     conn = db.connect(tmp_path / "data" / "hub.db")
     assert accounts.authenticate(conn, "sokha", "a long password")["role"] == "admin"

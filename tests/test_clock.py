@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.clock import Clock
+from hub.core.clock import Clock
 
 
 class FakeTime:

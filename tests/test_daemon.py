@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from hub.daemon import Daemon, Systemd, run_together
+from hub.core.daemon import Daemon, Systemd, run_together
 
 
 class Counter(Daemon):
@@ -73,7 +73,7 @@ def test_serve_reports_ready_pings_the_watchdog_and_stops_pinging_when_hung(noti
     s, path = notify
     script = textwrap.dedent("""
         import sys, time
-        from hub.daemon import Daemon, serve
+        from hub.core.daemon import Daemon, serve
 
         class Player(Daemon):
             name = "player"
@@ -113,7 +113,7 @@ def test_serve_reports_ready_pings_the_watchdog_and_stops_pinging_when_hung(noti
 def test_sigterm_stops_a_served_daemon_promptly(tmp_path):
     script = textwrap.dedent("""
         import sys
-        from hub.daemon import Daemon, serve
+        from hub.core.daemon import Daemon, serve
         class Idle(Daemon):
             name = "idle"
             poll_interval = 0.05

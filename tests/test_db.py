@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
-from hub import db as dbmod
-from hub.schema import MIGRATIONS
+from hub.core import db as dbmod
+from hub.migrations import MIGRATIONS
 
 
 @pytest.fixture
@@ -31,11 +32,11 @@ def test_pragmas(db_path):
 
 def test_migrations_are_recorded_and_applying_twice_is_harmless(db_path):
     db = dbmod.connect(db_path)
-    first = dbmod.migrate(db)
+    first = dbmod.migrate(db, MIGRATIONS)
     assert first == [name for name, _ in MIGRATIONS]
-    assert dbmod.migrate(db) == []
+    assert dbmod.migrate(db, MIGRATIONS) == []
     assert dbmod.applied_migrations(db) == first
-    dbmod.check_schema(db)
+    dbmod.check_schema(db, MIGRATIONS)
 
 
 def test_a_failed_migration_leaves_nothing_behind(fresh_db):
@@ -50,21 +51,21 @@ def test_a_failed_migration_leaves_nothing_behind(fresh_db):
 
 def test_a_newer_schema_is_refused(db_path):
     db = dbmod.connect(db_path)
-    dbmod.migrate(db)
+    dbmod.migrate(db, MIGRATIONS)
     db.execute("insert into _migrations values ('9999_from_the_future', 'x')")
     with pytest.raises(dbmod.StoreError, match="newer hub"):
-        dbmod.check_schema(db)
+        dbmod.check_schema(db, MIGRATIONS)
 
 
 def test_missing_migrations_are_refused(db_path):
     db = dbmod.connect(db_path)
     with pytest.raises(dbmod.StoreError, match="hub migrate"):
-        dbmod.check_schema(db)
+        dbmod.check_schema(db, MIGRATIONS)
 
 
 def test_integrity_check_catches_a_corrupt_file(db_path):
     db = dbmod.connect(db_path)
-    dbmod.migrate(db)
+    dbmod.migrate(db, MIGRATIONS)
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.conn.close()
     data = bytearray(db_path.read_bytes())
@@ -85,3 +86,23 @@ def test_records_get_uuids_made_on_the_hub(ctx):
     assert uuid.UUID(a["id"]).version == 4 and a["id"] != b["id"]
     row = ctx.db.execute("select hub_id from feedback where id = ?", [a["id"]]).fetchone()
     assert row[0] == ctx.hub_id
+
+
+def schema_text(db) -> str:
+    rows = [r[0] for r in db.conn.execute("select sql from sqlite_master order by name")]
+    return "".join(f"{sql};\n" if sql else "-- (no sql)\n" for sql in rows)
+
+
+def test_a_new_database_has_exactly_the_schema_deployed_hubs_have(fresh_db):
+    """tests/data/schema-50814a0.sql was written by the hub of commit 50814a0, before the
+    tables moved into SQL files; every byte of every table, index and trigger must match."""
+    dbmod.migrate(fresh_db, MIGRATIONS)
+    expected = (Path(__file__).parent / "data" / "schema-50814a0.sql").read_text(encoding="utf-8")
+    assert schema_text(fresh_db) == expected
+
+
+def test_the_schema_comparison_sees_a_changed_column(fresh_db):
+    dbmod.migrate(fresh_db, MIGRATIONS)
+    before = schema_text(fresh_db)
+    fresh_db.conn.execute("alter table notices add column extra text")
+    assert schema_text(fresh_db) != before

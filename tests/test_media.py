@@ -11,8 +11,9 @@ import wave
 
 import pytest
 
-from hub.context import open_context
-from hub.media import MediaError, probe, write_durably
+from hub.core.context import open_context
+from hub.core.media import MediaError, probe, write_durably
+from hub.migrations import MIGRATIONS
 from tests.conftest import ROOT, no_memory_lock
 from tests.phone_audio import FORMATS, encode, tone_wav
 
@@ -94,7 +95,7 @@ def test_media_is_readable_by_the_hubs_group_whatever_the_umask(make_settings, t
     settings = make_settings(data_dir=tmp_path / "new" / "data")
     old = os.umask(umask)
     try:
-        ctx = open_context(settings)
+        ctx = open_context(settings, MIGRATIONS)
         try:
             audio = ctx.media.prepare_audio(mp3)
             image = ctx.media.prepare_image(png)
@@ -194,7 +195,8 @@ def test_damaged_and_truncated_pictures_are_refused(ctx, tmp_path):
 CONVERT_EVERY_FILE = """
 import json, sys, tempfile
 from pathlib import Path
-from hub.media import MediaError, convert_audio, convert_image
+from hub.core.media import MediaError, convert_audio, convert_image
+from hub.migrations import MIGRATIONS
 
 out = {}
 for name in sys.argv[1:]:

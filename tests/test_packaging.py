@@ -32,3 +32,16 @@ def test_the_wheel_ships_templates_font_catalogue_and_audio(tmp_path):
         f"{data}/data/share/hub/audio/demo/meeting-notice.ogg",
     ):
         assert needed in names, needed
+
+
+def test_the_wheel_ships_every_migration():
+    """An installed hub builds its tables from hub/migrations/*.sql: each one is package data."""
+    import fnmatch
+    import tomllib
+
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["hub"]
+    sql = sorted((ROOT / "hub" / "migrations").glob("*.sql"))
+    assert sql
+    for path in sql:
+        name = path.relative_to(ROOT / "hub").as_posix()
+        assert any(fnmatch.fnmatch(name, g) for g in globs), name

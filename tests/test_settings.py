@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hub import settings
-from hub.settings import SETTINGS, SettingsError
+from hub.core import settings
+from hub.core.settings import SETTINGS, SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
 

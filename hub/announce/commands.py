@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from hub.errors import HubError
+from hub.announce import store
+from hub.announce.devices import Amplifier
+from hub.announce.player import RATE, Player, programme
+from hub.core.context import open_context
+from hub.core.daemon import load_settings
+from hub.core.errors import HubError
+from hub.core.media import MediaError, convert_audio
+from hub.migrations import MIGRATIONS
 
 
 def register(sub) -> None:
@@ -32,8 +41,6 @@ def register(sub) -> None:
 
 
 def _settings(args):
-    from hub.cli import load_settings
-
     return load_settings(args)
 
 
@@ -43,12 +50,6 @@ def _one_line(text: str) -> str:
 
 def cmd_play(args) -> int:
     """Decode the file with the media pipeline, then relay on, chime, file, chime, relay off."""
-    import tempfile
-
-    from hub.announce.devices import Amplifier
-    from hub.announce.player import RATE, Player, programme
-    from hub.media import MediaError, convert_audio
-
     settings = _settings(args)
     path = Path(args.path)
     if not path.is_file():
@@ -74,8 +75,6 @@ def cmd_play(args) -> int:
 
 
 def cmd_devices(args) -> int:
-    from hub.announce.player import Player
-
     settings = _settings(args)
     player = Player.from_settings(settings)
     try:
@@ -88,16 +87,10 @@ def cmd_devices(args) -> int:
 
 
 def _context(args):
-    from hub.context import open_context
-
-    return open_context(_settings(args), migrate=False)
+    return open_context(_settings(args), MIGRATIONS, migrate=False)
 
 
 def cmd_list(args) -> int:
-    from zoneinfo import ZoneInfo
-
-    from hub.announce import store
-
     ctx = _context(args)
     zone = ZoneInfo(ctx.settings.timezone)
     rows = store.listing(ctx.db, include_stopped=args.all)
@@ -114,8 +107,6 @@ def cmd_list(args) -> int:
 
 
 def cmd_log(args) -> int:
-    from hub.announce import store
-
     ctx = _context(args)
     if args.csv:
         sys.stdout.write(store.export_csv(ctx.db))

@@ -1,6 +1,6 @@
 """``hub-announcer``: plays each due occurrence once, through the relay, chimes and speaker.
 
-The loop, once a second (see :class:`hub.daemon.Daemon`):
+The loop, once a second (see :class:`hub.core.daemon.Daemon`):
 
 1. while the clock is trusted, turn rule times up to a little ahead into
    ``due`` occurrences (:func:`hub.announce.store.schedule_due`);
@@ -31,8 +31,10 @@ from datetime import timedelta
 from hub.announce import schedule, store
 from hub.announce.devices import Amplifier, DeviceError, StatusLed
 from hub.announce.player import AudioDeviceError, ClipError, Player, programme
-from hub.daemon import Daemon, service_main
-from hub.errors import HubError
+from hub.core.context import open_context
+from hub.core.daemon import Daemon, service_main
+from hub.core.errors import HubError
+from hub.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +67,7 @@ class Announcer(Daemon):
 
     # --- life cycle -----------------------------------------------------------------------
     def setup(self) -> None:
-        from hub.context import open_context
-
-        self.ctx = open_context(self.settings, migrate=False)
+        self.ctx = open_context(self.settings, MIGRATIONS, migrate=False)
         self._take_lock()
         db = self.ctx.db
         self.clock = self._clock_factory(db) if self._clock_factory else self.ctx.clock

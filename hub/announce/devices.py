@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from hub.errors import HubError
+from hub.core.errors import HubError
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,7 @@ class DeviceError(HubError):
 
 
 def _output(pin: str, active_high: bool, pin_factory, kind: str):
+    # gpiozero picks and probes a pin library on import; the relay needs it only once it is built
     from gpiozero import DigitalOutputDevice
     from gpiozero.exc import GPIOZeroError
 
@@ -130,6 +131,7 @@ class StatusLed:
         self.pin = pin or None
         self._led = None
         if pin:
+            # see _output: gpiozero is imported only when a pin is set
             from gpiozero import LED
             from gpiozero.exc import GPIOZeroError
 

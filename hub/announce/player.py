@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.assets import audio_dir
-from hub.errors import HubError
-from hub.sound import SoundDeviceError, devices, find_device, open_pyaudio
+from hub.core.assets import audio_dir
+from hub.core.audio import SoundDeviceError, devices, find_device, open_pyaudio
+from hub.core.errors import HubError
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,7 @@ class Player:
         for c in clips:
             c.check()
         self.open()
+        # PortAudio scans the sound cards on import; only a playing announcer needs it
         import pyaudio
 
         try:

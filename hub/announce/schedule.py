@@ -1,6 +1,6 @@
 """When announcements play: RFC 5545 recurrence rules, quiet hours and the grace window.
 
-Everything here is pure: times come in as arguments (from :class:`hub.clock.Clock`
+Everything here is pure: times come in as arguments (from :class:`hub.core.clock.Clock`
 in the daemon, from a fixed clock in tests), so nothing reads the system time.
 
 A clerk's choice becomes two RFC 5545 lines, stored as they are::

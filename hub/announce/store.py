@@ -22,72 +22,11 @@ import io
 from datetime import UTC, datetime
 
 from hub.announce import schedule
-from hub.db import new_id, run_script, transaction
+from hub.core.db import new_id, transaction
 
 STATES = ("due", "playing", "played", "missed", "failed", "cancelled")
 FINAL = ("played", "missed", "failed", "cancelled")
 MAX_REPEATS = 5
-
-
-def announce_tables(db) -> None:
-    """Announcements, occurrences and play_log."""
-    run_script(
-        db,
-        """
-        create table announcements (
-            id text primary key,
-            hub_id text not null,
-            title text not null default '',
-            audio_id text not null references media (id),
-            notice_id text references notices (id),
-            rrule text,
-            repeats integer not null default 1 check (repeats between 1 and 5),
-            urgent integer not null default 0,
-            active integer not null default 1,
-            scheduled_until text not null,
-            next_at text,
-            created_at text not null,
-            updated_at text not null,
-            clock_trusted integer not null default 1
-        );
-        create index announcements_next on announcements (active, next_at);
-        create table occurrences (
-            id text primary key,
-            hub_id text not null,
-            announcement_id text not null references announcements (id),
-            due_at text not null,
-            play_after text not null,
-            urgent integer not null default 0,
-            play_now integer not null default 0,
-            state text not null default 'due'
-                check (state in ('due', 'playing', 'played', 'missed', 'failed', 'cancelled')),
-            started_at text,
-            ended_at text,
-            detail text not null default '',
-            created_at text not null,
-            updated_at text not null,
-            unique (announcement_id, due_at)
-        );
-        create index occurrences_queue on occurrences (state, play_after);
-        create table play_log (
-            id text primary key,
-            hub_id text not null,
-            created_at text not null,
-            occurrence_id text references occurrences (id),
-            announcement_id text references announcements (id),
-            title text not null default '',
-            due_at text,
-            started_at text,
-            ended_at text,
-            duration_ms integer not null default 0,
-            repeats integer not null default 1,
-            outcome text not null check (outcome in ('played', 'missed', 'failed')),
-            detail text not null default '',
-            clock_trusted integer not null default 1
-        );
-        create index play_log_time on play_log (created_at);
-        """,
-    )
 
 
 def iso(moment: datetime) -> str:
@@ -104,9 +43,10 @@ def parse_time(text: str) -> datetime:
 def create(ctx, fields: dict, media_rows: list[dict] = (), now: datetime | None = None) -> str:
     """Store an announcement (and its new media rows) in one transaction; return its id.
 
-    *fields*: ``audio_id``, optional ``title``, ``notice_id``, ``rrule`` (None:
-    play now), ``repeats`` and ``urgent``. A play-now announcement gets its
-    one occurrence in the same transaction.
+    *fields*: ``audio_id`` (or a ``notice_id`` whose audio it plays, and whose
+    title it takes when it has none), optional ``title``, ``rrule`` (None: play
+    now), ``repeats`` (1 to :data:`MAX_REPEATS`) and ``urgent``. A play-now
+    announcement gets its one occurrence in the same transaction.
     """
     clock = ctx.clock
     now = now or clock.now()
@@ -115,7 +55,7 @@ def create(ctx, fields: dict, media_rows: list[dict] = (), now: datetime | None 
     if not 1 <= repeats <= MAX_REPEATS:
         raise ValueError("repeats")
     if not fields.get("audio_id"):
-        raise ValueError("audio_id")
+        fields = {**fields, **_notice_audio(ctx.db, fields.get("notice_id"), fields.get("title"))}
     text = fields.get("rrule")
     if text:
         schedule.rule(text)  # refuse what dateutil cannot read before it is stored
@@ -129,8 +69,7 @@ def create(ctx, fields: dict, media_rows: list[dict] = (), now: datetime | None 
         "next_at": iso(nxt) if text and nxt else None,
         "created_at": stamp, "updated_at": stamp, "clock_trusted": 1 if trusted else 0,
     }
-    if text and nxt is None:
-        raise schedule.ScheduleError("in_the_past")
+    refuse_past(text, now)
     try:
         with transaction(ctx.db) as conn:
             for m in media_rows:
@@ -223,6 +162,22 @@ def occurrences_between(db, lo: datetime, hi: datetime) -> list[dict]:
         "select * from occurrences where play_after >= ? and play_after < ?"
         " and state != 'cancelled'",
         [iso(lo), iso(hi)]))
+
+
+def refuse_past(rule_text: str | None, now: datetime) -> None:
+    """A schedule whose every time has passed would never play: in_the_past."""
+    if rule_text and schedule.next_after(rule_text, now) is None:
+        raise schedule.ScheduleError("in_the_past")
+
+
+def _notice_audio(db, notice_id: str | None, title: str | None) -> dict:
+    """The audio of the notice an announcement plays, and the notice's title when it has none."""
+    chosen = [n for n in notices_with_audio(db) if n["id"] == notice_id] if notice_id else []
+    if not chosen:
+        raise schedule.ScheduleError("no_audio")
+    notice = chosen[0]
+    return {"audio_id": notice["audio_id"], "notice_id": notice_id,
+            "title": title or notice["title_km"] or notice["title_en"]}
 
 
 def notices_with_audio(db) -> list[dict]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from hub.central import database
 from hub.central.storage import FileStorage
 from hub.central.store import CentralError, CentralStore
-from hub.db import utcnow
+from hub.core.db import utcnow
 
 
 def _tool(name: str) -> str:

@@ -5,6 +5,12 @@ from __future__ import annotations
 
 import sys
 
+from hub.central import backup
+from hub.central.store import CentralError, CentralStore
+from hub.central.web import create_central_app
+from hub.commands import read_password
+from hub.core.daemon import load_settings, setup_logging
+
 
 def register(sub) -> None:
     p = sub.add_parser("central", help="run the central server (district, province or national), or manage it",
@@ -83,18 +89,13 @@ def _serve_options(p) -> None:
 
 
 def _store(args):
-    from hub.central.store import CentralStore
-    from hub.cli import load_settings
 
     return CentralStore.from_settings(load_settings(args))
 
 
 def cmd_serve(args) -> int:
-    from gunicorn.app.base import BaseApplication
+    from gunicorn.app.base import BaseApplication  # only the serving process needs it
 
-    from hub.central.store import CentralStore
-    from hub.central.web import create_central_app
-    from hub.cli import load_settings, setup_logging
 
     settings = load_settings(args)
     setup_logging(settings.log_level)
@@ -139,7 +140,6 @@ def cmd_place_hub(args) -> int:
 def cmd_areas(args) -> int:
     store = _store(args)
     if args.code and store.area(args.code) is None:
-        from hub.central.store import CentralError
 
         raise CentralError(f"no area with the code {args.code!r}")
     for a in store.areas(args.code):
@@ -164,7 +164,6 @@ def cmd_hubs(args) -> int:
 
 
 def cmd_user_add(args) -> int:
-    from hub.commands import read_password
 
     _store(args).add_officer(args.name, read_password(), args.area)
     print(f"added officer {args.name}" + (f" for area {args.area}" if args.area else ""))
@@ -174,7 +173,6 @@ def cmd_user_add(args) -> int:
 def cmd_publish(args) -> int:
     from pathlib import Path
 
-    from hub.central.store import CentralError
 
     store = _store(args)
     data = {"title_km": args.title_km, "title_en": args.title_en, "body_km": args.body_km,
@@ -218,7 +216,6 @@ def cmd_export(args) -> int:
 
 
 def cmd_backup(args) -> int:
-    from hub.central import backup
 
     m = backup.backup(_store(args), args.dir)
     c = m["counts"]
@@ -228,7 +225,6 @@ def cmd_backup(args) -> int:
 
 
 def cmd_restore(args) -> int:
-    from hub.central import backup
 
     m = backup.restore(_store(args), args.dir)
     c = m["counts"]

@@ -27,8 +27,9 @@ from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
-from hub import db as dbmod
-from hub.db import transaction, utcnow
+from hub.core import db as dbmod
+from hub.core.db import StoreError, transaction, utcnow
+from hub.core.errors import HubError
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
@@ -77,7 +78,6 @@ class PgDatabase:
     def __init__(self, url: str):
         import psycopg
 
-        from hub.errors import HubError
 
         try:
             raw = psycopg.connect(url, autocommit=True, connect_timeout=10)
@@ -154,7 +154,6 @@ def migrate(db, extra: dict[str, Callable[[object], None]] | None = None) -> lis
     (PostgreSQL's DDL is transactional too). *extra* maps a migration's
     name to a Python step run after its SQL in the same transaction.
     """
-    from hub.db import StoreError
 
     backend = db.backend
     db.conn.execute(f"create table if not exists {MIGRATIONS_TABLE} (name text primary key, applied_at text not null)")

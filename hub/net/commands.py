@@ -9,7 +9,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hub.errors import HubError
+from hub.core.daemon import load_settings
+from hub.core.errors import HubError
+from hub.net import render
+from hub.net.checks import web_settings
 
 #: Debian's hostapd package ships masked; dnsmasq, nftables and nginx are plain services.
 SERVICES = ("systemd-networkd", "hostapd", "dnsmasq", "nginx")
@@ -34,9 +37,6 @@ def register(sub) -> None:
 
 
 def cmd_render(args) -> int:
-    from hub.cli import load_settings
-    from hub.net import render
-
     settings = load_settings(args)
     for path in render.write(Path(args.out), render.render_all(settings)):
         print(path)
@@ -45,16 +45,12 @@ def cmd_render(args) -> int:
 
 
 def _warn_web_settings(settings) -> None:
-    from hub.net.checks import web_settings
-
     probe = web_settings(settings)
     if not probe.ok:
         print(f"hub: warning: {probe.detail}; set {probe.hint}", file=sys.stderr)
 
 
 def cmd_apply(args) -> int:
-    from hub.cli import load_settings
-
     root = Path(args.root)
     live = root.resolve() == Path("/")
     if live and os.geteuid() != 0:
@@ -90,8 +86,6 @@ def check_files(files: dict[str, str]) -> None:
 
 def apply(settings, root: Path, reload: bool = True) -> list[Path]:
     """Install every rendered file under *root*; with *reload*, check and restart the services."""
-    from hub.net import render
-
     files = render.render_all(settings)
     if reload:
         check_files(files)

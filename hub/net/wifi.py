@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hub.settings import SettingsError
+from hub.core.settings import SettingsError
 
 #: Channels IEEE 802.11 defines in each band (20 MHz channels only).
 BAND_CHANNELS: dict[str, tuple[int, ...]] = {

@@ -14,7 +14,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.errors import HubError
+from hub.core import settings
+from hub.core.errors import HubError
 from hub.provision.image import FatPartition, boot_partition, check_writable_target
 
 #: The folder on the boot partition the first-boot service looks for.
@@ -40,8 +41,6 @@ def check_hostname(name: str) -> str:
 
 def validate_config(config: Path) -> str:
     """Check *config* with the hub's own settings rules; return its text."""
-    from hub import settings
-
     try:
         text = config.read_text(encoding="utf-8")
     except OSError as e:

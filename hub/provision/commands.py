@@ -7,7 +7,11 @@ import stat
 import sys
 from pathlib import Path
 
-from hub.errors import HubError
+from hub.commands import read_password
+from hub.core.errors import HubError
+from hub.provision.card import provision
+from hub.provision.flash import image_digest, verify, write_image
+from hub.provision.image import check_writable_target
 
 
 def register(sub) -> None:
@@ -47,9 +51,6 @@ def register(sub) -> None:
 
 
 def cmd_provision(args) -> int:
-    from hub.commands import read_password
-    from hub.provision.card import provision
-
     config = args.provision_config or args.config
     if not config:
         raise HubError("give the hub's settings with --config hub.toml")
@@ -92,9 +93,6 @@ def _describe(device: str) -> str:
 
 
 def cmd_flash(args) -> int:
-    from hub.provision.flash import image_digest, verify, write_image
-    from hub.provision.image import check_writable_target
-
     image = Path(args.image)
     if not image.is_file():
         raise HubError(f"image {image}: not a file")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from hub.errors import HubError
+from hub.core.errors import HubError
 from hub.provision.image import check_writable_target
 
 CHUNK = 4 * 1024 * 1024

@@ -11,10 +11,11 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.errors import HubError
+from hub.core.errors import HubError
 
 #: MBR partition types of a FAT file system (Raspberry Pi OS uses 0c, FAT32 LBA).
 FAT_MBR_TYPES = {"1", "4", "6", "b", "c", "e"}
@@ -115,7 +116,6 @@ class FatPartition:
         """Write *data* as *path* on the partition, replacing any file there."""
         # mcopy reads the data from a file; keep it in a private one so a secret
         # never sits world-readable in /tmp, even briefly.
-        import tempfile
 
         with tempfile.NamedTemporaryFile(prefix="hub-provision-") as f:
             os.fchmod(f.fileno(), 0o600)

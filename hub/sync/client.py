@@ -15,8 +15,11 @@ import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from hub.errors import HubError
-from hub.sync import outbox, wire
+import requests
+
+from hub.core.errors import HubError
+from hub.sync import state as sync_state
+from hub.sync import wire
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +107,6 @@ class CentralClient:
 
     def __init__(self, settings, ctx, beat: Callable[[], None] = lambda: None,
                  stopping: Callable[[], bool] = lambda: False):
-        import requests
-
         self.base = check_url(settings.central_url, settings.allow_insecure_http) + wire.API
         self.token = settings.central_token
         if not self.token:
@@ -134,10 +135,10 @@ class CentralClient:
 
     def spend(self, nbytes: int) -> None:
         self.wire_bytes += nbytes
-        outbox.add_usage(self.ctx.db, self._today(), nbytes)
+        sync_state.add_usage(self.ctx.db, self._today(), nbytes)
 
     def check_budget(self, upcoming: int) -> None:
-        if self.budget and outbox.usage(self.ctx.db, self._today()) + upcoming > self.budget:
+        if self.budget and sync_state.usage(self.ctx.db, self._today()) + upcoming > self.budget:
             raise BudgetExhausted("today's data budget (sync_daily_budget_mb) is used up")
 
     # --- one signed request ---
@@ -148,8 +149,6 @@ class CentralClient:
         Connection failures and unsigned answers are retried with a doubling
         wait, then raise :class:`NotOnline`.
         """
-        import requests
-
         wait = self.first_retry_wait
         last = "no answer"
         for attempt in range(self.attempts if retry else 1):

@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+
+from hub.core.context import open_context
+from hub.core.daemon import load_settings
+from hub.migrations import MIGRATIONS
+from hub.sync import outbox
+from hub.sync import state as sync_state
+from hub.sync.engine import run_cycle
 
 
 def register(sub) -> None:
@@ -16,20 +24,13 @@ def register(sub) -> None:
 
 
 def _context(args):
-    import logging
-
-    from hub.cli import load_settings
-    from hub.context import open_context
-
     settings = load_settings(args)
     # `hub` set up logging at "warning" before the settings were read.
     logging.getLogger().setLevel(settings.log_level.upper())
-    return open_context(settings)
+    return open_context(settings, MIGRATIONS)
 
 
 def cmd_once(args) -> int:
-    from hub.sync.engine import run_cycle
-
     ctx = _context(args)
     out = run_cycle(ctx)
     print(json.dumps(out.as_dict()) if args.json else out.summary(), flush=True)
@@ -37,14 +38,12 @@ def cmd_once(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from hub.sync import outbox
-
     ctx = _context(args)
     db = ctx.db
     print(f"central_url: {ctx.settings.central_url or '(empty: sync is off)'}")
     print("outbox: " + ", ".join(f"{k} {v}" for k, v in outbox.counts(db).items()))
     print("media: " + ", ".join(f"{k} {v}" for k, v in outbox.media_counts(db).items()))
-    state = outbox.all_state(db)
+    state = sync_state.all_state(db)
     for key in ("last_online", "last_success", "last_error", "last_error_at", "last_outcome", "pull_cursor"):
         if key in state:
             print(f"{key}: {state[key]}")

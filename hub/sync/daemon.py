@@ -7,7 +7,10 @@ import random
 import sys
 import time
 
-from hub.daemon import Daemon, service_main
+from hub.core.context import open_context
+from hub.core.daemon import Daemon, service_main
+from hub.migrations import MIGRATIONS
+from hub.sync.engine import run_cycle
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +40,13 @@ class Sync(Daemon):
         self.last = None
 
     def setup(self) -> None:
-        from hub.context import open_context
-
-        self.ctx = open_context(self.settings, migrate=False)
+        self.ctx = open_context(self.settings, MIGRATIONS, migrate=False)
         if not self.settings.central_url:
             log.info("sync is off: central_url is empty")
 
     def poll(self) -> None:
         if not self.settings.central_url or time.monotonic() < self.next_at:
             return
-        from hub.sync.engine import run_cycle
 
         self.last = run_cycle(self.ctx, beat=self.heartbeat, stopping=lambda: self.quitting)
         if self.last.ok:

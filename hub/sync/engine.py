@@ -6,6 +6,7 @@ has given a signed answer: a captive network leaves the hub untouched.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -14,11 +15,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from hub import __version__
-from hub.db import utcnow
-from hub.sync import outbox
+from hub import __version__, notices
+from hub.announce import schedule
+from hub.announce import store as announcements
+from hub.core.db import utcnow
+from hub.sync import inbox, outbox
+from hub.sync import state as sync_state
 from hub.sync.client import BudgetExhausted, CentralClient, NotOnline, Rejected, SyncError
+from hub.sync.telegram import Mirror
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +91,12 @@ def run_cycle(ctx, beat=lambda: None, stopping=lambda: False) -> Outcome:
         out.message = "sync is off: central_url is empty"
         return out
     db = ctx.db
-    outbox.set_state(db, last_attempt=utcnow())
+    sync_state.set_state(db, last_attempt=utcnow())
     try:
         client = CentralClient(s, ctx, beat, stopping)
     except SyncError as e:
         out.message = out.error = str(e)
-        outbox.set_state(db, last_error=out.error, last_error_at=utcnow())
+        sync_state.set_state(db, last_error=out.error, last_error_at=utcnow())
         return out
     try:
         try:
@@ -102,7 +108,7 @@ def run_cycle(ctx, beat=lambda: None, stopping=lambda: False) -> Outcome:
             return out
         out.online = True
         ctx.clock.set_trusted_time("central", hello["time_estimate"])
-        outbox.set_state(db, last_online=utcnow(), central_hub_name=hello.get("hub_name", ""))
+        sync_state.set_state(db, last_online=utcnow(), central_hub_name=hello.get("hub_name", ""))
         try:
             _push(ctx, client, out)
             _upload_media(ctx, client, out, beat, stopping)
@@ -117,20 +123,20 @@ def run_cycle(ctx, beat=lambda: None, stopping=lambda: False) -> Outcome:
         out.wire_bytes = client.wire_bytes
         client.close()
         if out.error:
-            outbox.set_state(db, last_error=out.error, last_error_at=utcnow())
+            sync_state.set_state(db, last_error=out.error, last_error_at=utcnow())
         else:
-            outbox.set_state(db, last_error=None, last_success=utcnow())
-        outbox.set_state(db, last_outcome=out.summary())
+            sync_state.set_state(db, last_error=None, last_success=utcnow())
+        sync_state.set_state(db, last_outcome=out.summary())
     return out
 
 
 def _push(ctx, client: CentralClient, out: Outcome) -> None:
     db = ctx.db
     outbox.scan(ctx)
-    last = outbox.get_state(db, "last_health_at")
+    last = sync_state.get_state(db, "last_health_at")
     if not last or time.time() - float(last) >= HEALTH_EVERY_SECONDS:
         outbox.add_health(ctx, health(ctx))
-        outbox.set_state(db, last_health_at=time.time())
+        sync_state.set_state(db, last_health_at=time.time())
     while True:
         batch = outbox.pending(db, ctx.settings.sync_batch_size)
         if not batch:
@@ -203,13 +209,13 @@ def _upload_media(ctx, client: CentralClient, out: Outcome, beat, stopping) -> N
 def _pull(ctx, client: CentralClient, out: Outcome) -> None:
     db = ctx.db
     while True:
-        since = int(outbox.get_state(db, "pull_cursor", "0"))
+        since = int(sync_state.get_state(db, "pull_cursor", "0"))
         answer = client.publications(since)
         pubs = answer.get("publications", [])
         for pub in pubs:
-            if outbox.store_publication(db, pub):
+            if inbox.store_publication(db, pub):
                 out.pulled += 1
-        for pub in outbox.unapplied_publications(db):
+        for pub in inbox.unapplied_publications(db):
             try:
                 apply_publication(ctx, client, pub)
             except SyncError:
@@ -219,15 +225,13 @@ def _pull(ctx, client: CentralClient, out: Outcome) -> None:
                 out.extra.setdefault("not_applied", []).append(pub["id"])
         cursor = int(answer.get("cursor", since))
         if cursor > since:
-            outbox.set_state(db, pull_cursor=cursor)
+            sync_state.set_state(db, pull_cursor=cursor)
         if not answer.get("more"):
             return
 
 
 def apply_publication(ctx, client: CentralClient, pub: dict) -> None:
     """Make a pulled notice visible on the portal; keep announcements for the announcer."""
-    from hub import notices
-
     if pub["kind"] == "notice":
         data = pub.get("data", {})
         fields = {k: data.get(k) for k in notices.FIELDS if k in data and k not in ("audio_id", "image_id")}
@@ -236,7 +240,7 @@ def apply_publication(ctx, client: CentralClient, pub: dict) -> None:
         rows = []
         audio = data.get("audio")
         key = f"audio_of:{pub['id']}"
-        if audio and outbox.get_state(ctx.db, key) != audio["id"]:
+        if audio and sync_state.get_state(ctx.db, key) != audio["id"]:
             rows.append(_fetch_audio(ctx, client, audio))
             fields["audio_id"] = rows[0]["id"]
         existing = notices.get(ctx.db, pub["id"])
@@ -245,10 +249,10 @@ def apply_publication(ctx, client: CentralClient, pub: dict) -> None:
         else:
             notices.update(ctx, pub["id"], fields, media_rows=rows)
         if audio:
-            outbox.set_state(ctx.db, **{key: audio["id"]})
+            sync_state.set_state(ctx.db, **{key: audio["id"]})
     elif pub["kind"] == "announcement":
         _apply_announcement(ctx, client, pub)
-    outbox.mark_applied(ctx.db, pub["id"])
+    inbox.mark_applied(ctx.db, pub["id"])
 
 
 #: A centrally published announcement without a time plays this long after it arrives.
@@ -263,13 +267,8 @@ def _apply_announcement(ctx, client: CentralClient, pub: dict) -> None:
     until morning, and an untrusted clock holds it until the time is known.
     Withdrawing it on the central server stops it here.
     """
-    from zoneinfo import ZoneInfo
-
-    from hub.announce import schedule
-    from hub.announce import store as announcements
-
     key = f"announcement_of:{pub['id']}"
-    existing = outbox.get_state(ctx.db, key)
+    existing = sync_state.get_state(ctx.db, key)
     if pub.get("withdrawn"):
         if existing:
             announcements.stop(ctx, existing)
@@ -297,12 +296,10 @@ def _apply_announcement(ctx, client: CentralClient, pub: dict) -> None:
         "audio_id": row["id"], "title": data.get("title_km") or data.get("title_en") or "",
         "rrule": rrule, "repeats": int(data.get("repeats") or 1), "urgent": bool(data.get("urgent")),
     }, media_rows=[row], now=now)
-    outbox.set_state(ctx.db, **{key: announcement_id})
+    sync_state.set_state(ctx.db, **{key: announcement_id})
 
 
 def _fetch_audio(ctx, client: CentralClient, audio: dict) -> dict:
-    import hashlib
-
     content = client.file(audio["id"])
     if hashlib.sha256(content).hexdigest() != audio.get("sha256"):
         raise SyncError(f"audio {audio['id']} from the central server does not match its SHA-256")
@@ -319,6 +316,5 @@ def _mirror(ctx, out: Outcome, stopping) -> None:
     s = ctx.settings
     if not (s.telegram_bot_token and s.telegram_chat_id):
         return
-    from hub.sync.telegram import Mirror
 
     out.telegram = Mirror(ctx).run(stopping)

@@ -1,6 +1,8 @@
-"""The hub's outbox: what must reach the central server, and what came back from it.
+"""The hub's outbox: the records and media files that must reach the central server.
 
-The only code that writes the ``sync_*`` and ``telegram_posts`` tables.
+The only code that writes ``sync_outbox``, ``sync_seen`` and ``sync_media``; the
+sync state and data budget are in :mod:`hub.sync.state`, pulled publications in
+:mod:`hub.sync.inbox`, and the Telegram queue in :mod:`hub.sync.telegram`.
 
 Records are not copied into the outbox by the modules that write them.
 Instead :func:`scan` looks at each source table in :data:`SOURCES` (tables
@@ -23,12 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from hub.db import new_id, run_script, transaction, utcnow
+from hub import feedback
+from hub.core.db import new_id, transaction, utcnow
+from hub.core.media import sha256_of
 from hub.sync.wire import canonical
+from hub.voice import transcripts
 
 #: Fields that name a media row; the file behind it is uploaded too.
 MEDIA_FIELDS = ("audio_id", "image_id", "media_id")
@@ -37,93 +41,10 @@ RECENT_SECONDS = 5
 STATES = ("pending", "sent", "conflict", "refused")
 
 
-def migrate_sync(db) -> None:
-    """Outbox, seen rows, media uploads, sync state, pulled publications, Telegram posts."""
-    run_script(
-        db,
-        """
-        create table sync_outbox (
-            seq integer primary key autoincrement,
-            id text not null unique,
-            kind text not null,
-            source text not null,
-            source_id text not null,
-            body text not null,
-            state text not null default 'pending'
-                check (state in ('pending', 'sent', 'conflict', 'refused')),
-            attempts integer not null default 0,
-            last_error text,
-            created_at text not null,
-            sent_at text
-        );
-        create index sync_outbox_state on sync_outbox (state, seq);
-        create table sync_seen (
-            source text not null,
-            source_id text not null,
-            marker text,
-            fingerprint text not null,
-            primary key (source, source_id)
-        );
-        create table sync_media (
-            media_id text primary key,
-            name text not null,
-            bytes integer not null,
-            sha256 text not null,
-            state text not null default 'pending' check (state in ('pending', 'done', 'missing', 'failed')),
-            bytes_sent integer not null default 0,
-            attempts integer not null default 0,
-            last_error text,
-            created_at text not null,
-            done_at text
-        );
-        create table sync_state (
-            key text primary key,
-            value text not null
-        );
-        create table sync_inbox (
-            id text primary key,
-            seq integer not null,
-            kind text not null,
-            body text not null,
-            received_at text not null,
-            applied_at text
-        );
-        create table telegram_posts (
-            notice_id text primary key,
-            state text not null default 'pending' check (state in ('pending', 'posted', 'failed')),
-            message_ids text not null default '',
-            attempts integer not null default 0,
-            last_error text,
-            created_at text not null,
-            posted_at text
-        );
-        """,
-    )
-
-
 # --- sources --------------------------------------------------------------------------------
-
-def _feedback_data(row: dict) -> dict:
-    """What of a feedback row leaves the commune: names, phones and voices only with consent."""
-    data = _plain_data(row)
-    if not row.get("consent_share"):
-        for k in ("name", "phone", "audio_id"):
-            data.pop(k, None)
-    return data
-
 
 def _plain_data(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in ("id", "hub_id", "created_at", "updated_at")}
-
-
-#: What of a transcript leaves the hub: the text and its correction, not the queue's bookkeeping.
-TRANSCRIPT_FIELDS = ("feedback_id", "media_id", "source", "lang", "state", "engine", "model", "text",
-                     "confidence", "audio_seconds", "transcribed_at", "corrected_text", "verified",
-                     "verified_at", "clock_trusted")
-
-
-def _transcript_data(row: dict) -> dict:
-    return {k: row[k] for k in TRANSCRIPT_FIELDS if k in row}
 
 
 @dataclass(frozen=True)
@@ -139,13 +60,10 @@ class Source:
     where: str = ""
 
 
-#: Every table the hub sends. Tables of parts not built yet are skipped until they exist.
+#: Every table the hub sends; what of a row leaves is decided by the module that owns the table.
 SOURCES: tuple[Source, ...] = (
-    Source("feedback", "feedback", _feedback_data),
-    # A transcript is what a villager said: it leaves only with the speaker's consent, once done.
-    Source("transcripts", "transcript", _transcript_data,
-           "(t.state = 'done' or t.verified = 1)"
-           " and t.feedback_id in (select id from feedback where consent_share = 1)"),
+    Source("feedback", "feedback", feedback.outgoing),
+    Source("transcripts", "transcript", transcripts.outgoing, transcripts.SHARED_ROWS),
     Source("play_log", "play"),
 )
 
@@ -254,7 +172,6 @@ def _enqueue_media(ctx, conn, media_id: str) -> None:
     if row is None:
         return
     m = dict(zip([d[0] for d in cur.description], row, strict=True))
-    from hub.media import sha256_of
 
     path = ctx.media.path(m["web_name"])
     if path.exists():
@@ -340,120 +257,3 @@ def media_progress(db, media_id: str, sent: int, state: str | None = None,
             " done_at = case when ? = 'done' then ? else done_at end where media_id = ?",
             (sent, error, state, state, utcnow(), media_id),
         )
-
-
-# --- state -----------------------------------------------------------------------------------
-
-def get_state(db, key: str, default: str | None = None) -> str | None:
-    row = db.conn.execute("select value from sync_state where key = ?", (key,)).fetchone()
-    return row[0] if row else default
-
-
-def all_state(db) -> dict[str, str]:
-    return {r["key"]: r["value"] for r in db.query("select key, value from sync_state")}
-
-
-def set_state(db, **values) -> None:
-    with transaction(db) as conn:
-        for k, v in values.items():
-            if v is None:
-                conn.execute("delete from sync_state where key = ?", (k,))
-            else:
-                conn.execute("insert into sync_state (key, value) values (?, ?)"
-                             " on conflict (key) do update set value = excluded.value", (k, str(v)))
-
-
-def add_usage(db, day: str, nbytes: int) -> int:
-    """Count *nbytes* against *day*'s data budget; return the day's total."""
-    with transaction(db) as conn:
-        row = conn.execute("select value from sync_state where key = 'budget'").fetchone()
-        used_day, used = (row[0].split(" ") if row else (day, "0"))
-        total = (int(used) if used_day == day else 0) + nbytes
-        conn.execute("insert into sync_state (key, value) values ('budget', ?)"
-                     " on conflict (key) do update set value = excluded.value", (f"{day} {total}",))
-    return total
-
-
-def usage(db, day: str) -> int:
-    value = get_state(db, "budget")
-    if not value:
-        return 0
-    used_day, used = value.split(" ")
-    return int(used) if used_day == day else 0
-
-
-# --- pulled publications -------------------------------------------------------------------
-
-def store_publication(db, pub: dict) -> bool:
-    """Keep a publication pulled from the central server; False if it was already here."""
-    with transaction(db) as conn:
-        try:
-            conn.execute(
-                "insert into sync_inbox (id, seq, kind, body, received_at) values (?, ?, ?, ?, ?)",
-                (pub["id"], pub["seq"], pub["kind"], canonical(pub).decode(), utcnow()),
-            )
-        except sqlite3.IntegrityError:
-            conn.execute("update sync_inbox set seq = ?, body = ?, received_at = ?, applied_at = null"
-                         " where id = ? and body != ?",
-                         (pub["seq"], canonical(pub).decode(), utcnow(), pub["id"],
-                          canonical(pub).decode()))
-            return conn.execute("select changes()").fetchone()[0] > 0
-    return True
-
-
-def unapplied_publications(db) -> list[dict]:
-    return [json.loads(r["body"]) for r in db.query(
-        "select body from sync_inbox where applied_at is null order by seq")]
-
-
-def mark_applied(db, pub_id: str) -> None:
-    with transaction(db) as conn:
-        conn.execute("update sync_inbox set applied_at = ? where id = ?", (utcnow(), pub_id))
-
-
-# --- Telegram mirror -------------------------------------------------------------------------
-
-def telegram_watermark(db) -> int:
-    """The newest notice now; the mirror posts only notices made after it was switched on."""
-    return db.conn.execute("select coalesce(max(rowid), 0) from notices").fetchone()[0]
-
-
-def telegram_queue(db, after_rowid: int) -> int:
-    """Queue every notice newer than *after_rowid* that is not queued yet; return how many."""
-    with transaction(db) as conn:
-        cur = conn.execute(
-            "insert into telegram_posts (notice_id, created_at)"
-            " select n.id, ? from notices n where n.rowid > ?"
-            " and not exists (select 1 from telegram_posts t where t.notice_id = n.id)"
-            " order by n.rowid",
-            (utcnow(), after_rowid),
-        )
-        return cur.rowcount
-
-
-def telegram_pending(db) -> list[dict]:
-    return list(db.query("select * from telegram_posts where state = 'pending' order by created_at"))
-
-
-def telegram_result(db, notice_id: str, message_ids: list | None = None, error: str | None = None,
-                    give_up: bool = False) -> None:
-    with transaction(db) as conn:
-        if message_ids is not None:
-            conn.execute(
-                "update telegram_posts set state = 'posted', message_ids = ?, posted_at = ?,"
-                " attempts = attempts + 1, last_error = null where notice_id = ?",
-                (",".join(str(m) for m in message_ids), utcnow(), notice_id))
-        else:
-            conn.execute(
-                "update telegram_posts set attempts = attempts + 1, last_error = ?,"
-                " state = case when ? then 'failed' else state end where notice_id = ?",
-                (error, 1 if give_up else 0, notice_id))
-
-
-def telegram_note_part(db, notice_id: str, message_id) -> None:
-    """Remember a part (text or audio) already posted, so a retry never posts it twice."""
-    with transaction(db) as conn:
-        conn.execute(
-            "update telegram_posts set message_ids = case when message_ids = '' then ?"
-            " else message_ids || ',' || ? end where notice_id = ?",
-            (str(message_id), str(message_id), notice_id))

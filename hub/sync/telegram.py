@@ -13,7 +13,11 @@ from __future__ import annotations
 import logging
 import time
 
-from hub.sync import outbox
+import requests
+
+from hub import notices
+from hub.core.db import transaction, utcnow
+from hub.sync import state as sync_state
 from hub.sync.client import redact
 
 log = logging.getLogger(__name__)
@@ -24,6 +28,54 @@ MAX_TEXT = 4000
 MAX_CAPTION = 1000
 
 
+# --- the queue: the only code that writes telegram_posts ------------------------------------
+
+def watermark(db) -> int:
+    """The newest notice now; the mirror posts only notices made after it was switched on."""
+    return db.conn.execute("select coalesce(max(rowid), 0) from notices").fetchone()[0]
+
+
+def queue_new(db, after_rowid: int) -> int:
+    """Queue every notice newer than *after_rowid* that is not queued yet; return how many."""
+    with transaction(db) as conn:
+        cur = conn.execute(
+            "insert into telegram_posts (notice_id, created_at)"
+            " select n.id, ? from notices n where n.rowid > ?"
+            " and not exists (select 1 from telegram_posts t where t.notice_id = n.id)"
+            " order by n.rowid",
+            (utcnow(), after_rowid),
+        )
+        return cur.rowcount
+
+
+def pending_posts(db) -> list[dict]:
+    return list(db.query("select * from telegram_posts where state = 'pending' order by created_at"))
+
+
+def record_result(db, notice_id: str, message_ids: list | None = None, error: str | None = None,
+                    give_up: bool = False) -> None:
+    with transaction(db) as conn:
+        if message_ids is not None:
+            conn.execute(
+                "update telegram_posts set state = 'posted', message_ids = ?, posted_at = ?,"
+                " attempts = attempts + 1, last_error = null where notice_id = ?",
+                (",".join(str(m) for m in message_ids), utcnow(), notice_id))
+        else:
+            conn.execute(
+                "update telegram_posts set attempts = attempts + 1, last_error = ?,"
+                " state = case when ? then 'failed' else state end where notice_id = ?",
+                (error, 1 if give_up else 0, notice_id))
+
+
+def note_part(db, notice_id: str, message_id) -> None:
+    """Remember a part (text or audio) already posted, so a retry never posts it twice."""
+    with transaction(db) as conn:
+        conn.execute(
+            "update telegram_posts set message_ids = case when message_ids = '' then ?"
+            " else message_ids || ',' || ? end where notice_id = ?",
+            (str(message_id), str(message_id), notice_id))
+
+
 class TelegramError(Exception):
     def __init__(self, message: str, retry_after: float = 0):
         super().__init__(message)
@@ -32,8 +84,6 @@ class TelegramError(Exception):
 
 class Mirror:
     def __init__(self, ctx, session=None):
-        import requests
-
         self.ctx = ctx
         s = ctx.settings
         self.token = s.telegram_bot_token
@@ -45,8 +95,6 @@ class Mirror:
         logging.getLogger("urllib3").setLevel(logging.WARNING)
 
     def _call(self, method: str, data: dict, files: dict | None = None) -> dict:
-        import requests
-
         try:
             resp = self.session.post(f"{self.base}/{method}", data=data, files=files, timeout=self.timeout)
             body = resp.json()
@@ -61,20 +109,20 @@ class Mirror:
     def run(self, stopping=lambda: False) -> int:
         """Post what is pending; return how many notices were completed."""
         db = self.ctx.db
-        since = outbox.get_state(db, "telegram_after_rowid")
+        since = sync_state.get_state(db, "telegram_after_rowid")
         if since is None:
-            since = outbox.telegram_watermark(db)
-            outbox.set_state(db, telegram_after_rowid=since)
-        outbox.telegram_queue(db, int(since))
+            since = watermark(db)
+            sync_state.set_state(db, telegram_after_rowid=since)
+        queue_new(db, int(since))
         done = 0
-        for post in outbox.telegram_pending(db):
+        for post in pending_posts(db):
             if stopping():
                 break
             try:
                 self._post(post)
             except TelegramError as e:
                 give_up = post["attempts"] + 1 >= MAX_ATTEMPTS
-                outbox.telegram_result(db, post["notice_id"], error=str(e), give_up=give_up)
+                record_result(db, post["notice_id"], error=str(e), give_up=give_up)
                 log.warning("telegram: notice %s not posted: %s", post["notice_id"], e)
                 if e.retry_after:
                     time.sleep(min(e.retry_after, 5))
@@ -83,17 +131,15 @@ class Mirror:
         return done
 
     def _post(self, post: dict) -> None:
-        from hub import notices
-
         db = self.ctx.db
         n = notices.get(db, post["notice_id"])
         parts = dict(p.split("=", 1) for p in post["message_ids"].split(",") if "=" in p)
         if n is None:
-            outbox.telegram_result(db, post["notice_id"], message_ids=[])
+            record_result(db, post["notice_id"], message_ids=[])
             return
         if "text" not in parts:
             result = self._call("sendMessage", {"chat_id": self.chat, "text": message_text(n)[:MAX_TEXT]})
-            outbox.telegram_note_part(db, post["notice_id"], f"text={result['message_id']}")
+            note_part(db, post["notice_id"], f"text={result['message_id']}")
             parts["text"] = result["message_id"]
         if n.get("audio_name") and "audio" not in parts:
             path = self.ctx.media.path(n["audio_name"])
@@ -104,9 +150,9 @@ class Mirror:
                     {"chat_id": self.chat, "caption": title[:MAX_CAPTION], "title": title[:60]},
                     files={"audio": (path.name, f, "audio/mpeg")},
                 )
-            outbox.telegram_note_part(db, post["notice_id"], f"audio={result['message_id']}")
+            note_part(db, post["notice_id"], f"audio={result['message_id']}")
             parts["audio"] = result["message_id"]
-        outbox.telegram_result(db, post["notice_id"], message_ids=[f"{k}={v}" for k, v in parts.items()])
+        record_result(db, post["notice_id"], message_ids=[f"{k}={v}" for k, v in parts.items()])
 
 
 def message_text(n: dict) -> str:

@@ -7,7 +7,16 @@ import sys
 import time
 from pathlib import Path
 
-from hub.errors import HubError
+from hub.core.context import open_context
+from hub.core.daemon import load_settings
+from hub.core.errors import HubError
+from hub.migrations import MIGRATIONS
+from hub.voice import checks as voice_checks
+from hub.voice import sound as snd
+from hub.voice.corpus import check_data_dir, export
+from hub.voice.kiosk import free_mb, store_recording
+from hub.voice.models import engine_for, install_model
+from hub.voice.sound import read_pcm
 
 
 def register(sub) -> None:
@@ -42,15 +51,10 @@ def register(sub) -> None:
 
 
 def _settings(args):
-    from hub.cli import load_settings
-
     return load_settings(args)
 
 
 def cmd_transcribe(args) -> int:
-    from hub.voice.engine import engine_for
-    from hub.voice.sound import read_pcm
-
     settings = _settings(args)
     lang = args.lang or settings.kiosk_language
     path = Path(args.path)
@@ -75,14 +79,10 @@ def cmd_transcribe(args) -> int:
 
 
 def cmd_record(args) -> int:
-    from hub.context import open_context
-    from hub.voice import sound as snd
-    from hub.voice.kiosk import free_mb, store_recording
-
     settings = _settings(args)
     if args.seconds <= 0 or args.seconds > settings.max_record_seconds:
         raise HubError(f"--seconds must be between 0 and max_record_seconds ({settings.max_record_seconds})")
-    ctx = open_context(settings)
+    ctx = open_context(settings, MIGRATIONS)
     if free_mb(settings.data_dir) < settings.min_free_mb:
         raise HubError(f"only {free_mb(settings.data_dir):.0f} MB free in {settings.data_dir}"
                        f" (min_free_mb = {settings.min_free_mb}): not recording")
@@ -107,8 +107,6 @@ def cmd_record(args) -> int:
 
 
 def cmd_model_install(args) -> int:
-    from hub.voice.engine import install_model
-
     settings = _settings(args)
     path = install_model(Path(args.source), args.lang, settings)
     print(f"installed the speech model for {args.lang} at {path} -> {path.resolve()}")
@@ -117,21 +115,15 @@ def cmd_model_install(args) -> int:
 
 
 def cmd_model_list(args) -> int:
-    from hub.context import open_context
-    from hub.voice import health
-
     settings = _settings(args)
-    ctx = open_context(settings)
-    for level, message in health.check(settings, ctx.db):
+    ctx = open_context(settings, MIGRATIONS)
+    for level, message in voice_checks.check(settings, ctx.db):
         print(f"{level}: {message}")
     return 0
 
 
 def cmd_corpus_export(args) -> int:
-    from hub.context import open_context
-    from hub.voice.corpus import check_data_dir, export
-
-    ctx = open_context(_settings(args))
+    ctx = open_context(_settings(args), MIGRATIONS)
     manifest = export(ctx, Path(args.out), args.lang)
     problems = check_data_dir(Path(args.out))
     if problems:

@@ -24,8 +24,8 @@ import shutil
 import wave
 from pathlib import Path
 
-from hub.errors import HubError
-from hub.khmer import strip_break_points
+from hub.core.errors import HubError
+from hub.core.khmer import strip_break_points
 from hub.voice import transcripts
 
 FILES = ("wav.scp", "text", "utt2spk", "spk2utt")
@@ -36,7 +36,7 @@ def words_of(text: str, lang: str) -> str:
     text = strip_break_points(text).replace("\n", " ")
     if lang == "km":
         try:
-            import khmercut
+            import khmercut  # optional: without it Khmer text is kept as the clerk typed it
 
             tokens = []
             for chunk in text.split():

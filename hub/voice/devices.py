@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from hub.errors import HubError
+from hub.core.errors import HubError
 
 
 class Debouncer:
@@ -41,6 +41,7 @@ class PinError(HubError):
 
 
 def _pin(make: Callable, pin: str, what: str):
+    # gpiozero is imported only once a pin is set (see RecordButton)
     from gpiozero.exc import GPIOZeroError
 
     try:
@@ -62,6 +63,7 @@ class RecordButton:
 
     def __init__(self, pin: str, on_press: Callable[[], None], debounce_ms: int = 50,
                  clock: Callable[[], float] = time.monotonic, pin_factory=None):
+        # gpiozero picks and probes a pin library on import; only a wired kiosk needs it
         from gpiozero import Button
 
         self.debouncer = Debouncer(debounce_ms, clock)
@@ -119,6 +121,7 @@ class KioskLed:
         self.pin = pin or None
         self._led = None
         if pin:
+            # see RecordButton: gpiozero is imported only when a pin is set
             from gpiozero import LED
 
             self._led = _pin(lambda: LED(pin, active_high=True, initial_value=False, pin_factory=pin_factory),

@@ -18,20 +18,14 @@ import sys
 import threading
 from pathlib import Path
 
-from hub.db import transaction, utcnow
-
-
-def N_(message: str) -> str:
-    """Mark a prompt's text for the Khmer catalogue (translated where it is shown)."""
-    return message
-
-
+from hub.core.assets import audio_dir
+from hub.core.db import transaction, utcnow
+from hub.core.words import N_
+from hub.voice.sound import read_pcm, silence
 
 
 def prompts_dir() -> Path:
     """``audio/prompts`` in a checkout, or where an installed hub keeps its shipped audio."""
-    from hub.assets import audio_dir
-
     return audio_dir() / "prompts"
 
 MANIFEST = "manifest.json"
@@ -174,8 +168,6 @@ class PromptPlayer:
         return "default", self.dir / entry.get("file", f"{key}.wav")
 
     def pcm(self, key: str) -> bytes:
-        from hub.voice.sound import read_pcm
-
         version, path = self.source(key)
         with self._lock:
             cached = self._cache.get((key, version))
@@ -186,8 +178,6 @@ class PromptPlayer:
 
     def sequence(self, keys: list[str], gap: float = 0.15) -> bytes:
         """The prompts one after another, with a short pause between them."""
-        from hub.voice.sound import silence
-
         pause = silence(gap)
         return pause.join(self.pcm(k) for k in keys)
 

@@ -11,7 +11,12 @@ import sys
 import time
 from collections.abc import Callable
 
-from hub.daemon import Daemon, service_main
+from hub.core.context import open_context
+from hub.core.daemon import Daemon, service_main
+from hub.migrations import MIGRATIONS
+from hub.voice.devices import KioskLed, PinError, RecordButton
+from hub.voice.kiosk import Kiosk
+from hub.voice.sound import Sound
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +47,8 @@ class Recorder(Daemon):
         if not self.enabled:
             log.info("no button_pin set: the recording kiosk is off")
             return
-        from hub.context import open_context
-        from hub.voice.devices import KioskLed
-        from hub.voice.kiosk import Kiosk
-        from hub.voice.sound import Sound
-
         s = self.settings
-        self.ctx = open_context(s, migrate=False)
+        self.ctx = open_context(s, MIGRATIONS, migrate=False)
         if self.sound is None:
             self.sound = Sound(s.audio_input_device, s.kiosk_output_device)
         self.led = KioskLed(None)
@@ -63,8 +63,6 @@ class Recorder(Daemon):
         Without GPIO (no chip, or the hub user may not use it) the daemon keeps
         running, says so to hub doctor and the console, and tries again.
         """
-        from hub.voice.devices import KioskLed, PinError, RecordButton
-
         s = self.settings
         if s.button_led_pin and self.led.pin is None:
             try:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hub.sound import SoundDeviceError, find_device, open_pyaudio
+from hub.core.audio import SoundDeviceError, find_device, open_pyaudio
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class Sound:
     """
 
     def __init__(self, input_device: str = "default", output_device: str = "default"):
+        # PortAudio scans the sound cards on import; only the kiosk opens them
         import pyaudio
 
         self._pyaudio_mod = pyaudio
@@ -109,6 +110,7 @@ class Sound:
 
 
 def new_vad():
+    # a C extension only the kiosk's recorder needs
     import webrtcvad
 
     return webrtcvad.Vad(VAD_MODE)

@@ -16,7 +16,12 @@ import sys
 import threading
 import time
 
-from hub.daemon import Daemon, service_main
+from hub.core.context import open_context
+from hub.core.daemon import Daemon, service_main
+from hub.migrations import MIGRATIONS
+from hub.voice import models, transcripts
+from hub.voice.engines import Abandoned, engine_class
+from hub.voice.sound import read_pcm
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +58,15 @@ class Transcriber(Daemon):
         self.jobs_done = 0
 
     def setup(self) -> None:
-        from hub.context import open_context
-
         self.niceness = lower_priority(self.settings.transcriber_nice)
-        self.ctx = open_context(self.settings, migrate=False)
+        self.ctx = open_context(self.settings, MIGRATIONS, migrate=False)
 
     def engine(self, lang: str, path):
-        from hub.voice.engine import VoskEngine
-
         key = (lang, str(path.resolve()))
         eng = self._engines.get(key)
         if eng is None:
             self._engines.clear()  # one model in memory at a time
-            factory = self.engine_factory or VoskEngine
+            factory = self.engine_factory or engine_class(self.settings.speech_engine)
             eng = self._engines[key] = factory(path)
         return eng
 
@@ -76,19 +77,15 @@ class Transcriber(Daemon):
 
     def work_once(self) -> str | None:
         """Queue new recordings and transcribe at most one; return the job's id, if any."""
-        from hub.voice import engine as engine_mod
-        from hub.voice import transcripts
-        from hub.voice.sound import read_pcm
-
         ctx = self.ctx
         transcripts.enqueue_new(ctx)
-        models = engine_mod.installed_models(self.settings)
-        job = transcripts.claim(ctx, set(models))
+        installed = models.installed_models(self.settings)
+        job = transcripts.claim(ctx, set(installed))
         if job is None:
             return None
         started = time.monotonic()
         try:
-            eng = self.engine(job["lang"], models[job["lang"]])
+            eng = self.engine(job["lang"], installed[job["lang"]])
             pcm = read_pcm(ctx.media.path(job["master_name"]))
 
             def progress() -> bool:
@@ -96,7 +93,7 @@ class Transcriber(Daemon):
                 return not self.quitting
 
             result = eng.transcribe_pcm(pcm, progress=progress)
-        except engine_mod.Abandoned:
+        except Abandoned:
             log.info("transcription of %s stopped by shutdown; it stays pending", job["id"])
             return None
         except Exception as e:

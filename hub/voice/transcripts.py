@@ -18,57 +18,27 @@ from __future__ import annotations
 
 import json
 
-from hub.db import new_id, run_script, transaction, utcnow
-from hub.khmer import strip_break_points
+from hub.core.db import new_id, transaction, utcnow
+from hub.core.khmer import strip_break_points
 
 STATES = ("pending", "no_model", "done", "failed")
 #: A job that crashed the transcriber this many times is marked failed, not retried.
 MAX_ATTEMPTS = 3
 MAX_TEXT = 4000
+#: What of a transcript leaves the hub: the text and its correction, not the queue's bookkeeping.
+#: A column not named here stays in the commune.
+TRANSCRIPT_FIELDS = ("feedback_id", "media_id", "source", "lang", "state", "engine", "model", "text",
+                     "confidence", "audio_seconds", "transcribed_at", "corrected_text", "verified",
+                     "verified_at", "clock_trusted")
+#: Which transcripts leave (SQL on the table's alias ``t``): what a villager said goes only with
+#: the speaker's consent, and only once there is text.
+SHARED_ROWS = ("(t.state = 'done' or t.verified = 1)"
+               " and t.feedback_id in (select id from feedback where consent_share = 1)")
 
 
-def voice_tables(db) -> None:
-    """Transcripts and the clerk's replacements for kiosk prompts."""
-    run_script(
-        db,
-        """
-        create table transcripts (
-            id text primary key,
-            hub_id text not null,
-            created_at text not null,
-            updated_at text not null,
-            media_id text not null unique references media (id),
-            feedback_id text references feedback (id),
-            source text not null default '',
-            lang text not null,
-            state text not null default 'pending'
-                check (state in ('pending', 'no_model', 'done', 'failed')),
-            attempts integer not null default 0,
-            engine text not null default '',
-            model text not null default '',
-            text text not null default '',
-            words text not null default '[]',
-            confidence real,
-            error text not null default '',
-            audio_seconds real,
-            processing_seconds real,
-            transcribed_at text,
-            corrected_text text,
-            verified integer not null default 0,
-            verified_by text,
-            verified_at text
-        );
-        create index transcripts_queue on transcripts (state, created_at);
-        create index transcripts_feedback on transcripts (feedback_id);
-        create table voice_prompts (
-            key text primary key,
-            hub_id text not null,
-            media_id text not null references media (id),
-            updated_at text not null,
-            updated_by text not null default ''
-        );
-        """,
-    )
+def outgoing(row: dict) -> dict:
+    """What of a transcript row leaves the commune."""
+    return {k: row[k] for k in TRANSCRIPT_FIELDS if k in row}
 
 
 # --- the queue -------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, jsonify, redirect, render_template, request
 
 from hub import captive
-from hub.web import hub_context, hub_settings
+from hub.web.current import hub_context, hub_settings
 from hub.web.security import client_address
 
 bp = Blueprint("captive", __name__)

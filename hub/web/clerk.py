@@ -7,9 +7,10 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
 
-from hub import accounts, feedback, problems
-from hub.web import hub_context, hub_settings
+from hub import accounts, feedback
+from hub.core import problems
 from hub.web.chart import stacked_bars
+from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import N_, _
 from hub.web.security import client_address, login_required, on_staff_side
 

@@ -9,17 +9,17 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date, get_day_names
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, url_for
 
-from hub import khmer
 from hub.announce import schedule, store
-from hub.media import MediaError
-from hub.web import hub_context, hub_settings
+from hub.core import khmer
+from hub.core.media import MediaError
+from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import N_, _
 from hub.web.security import login_required
 from hub.web.uploads import discard, media_message, prepare_audio
 
 bp = Blueprint("clerk_announcements", __name__, url_prefix="/clerk/announcements")
 
-REPEAT_CHOICES = (1, 2, 3, 4, 5)
+REPEAT_CHOICES = tuple(range(1, store.MAX_REPEATS + 1))
 #: The words for an occurrence's state, shown in the week view, lists and the log.
 STATE_WORDS = {
     "due": N_("Will play"),
@@ -185,7 +185,8 @@ def new():
     form["days"] = f.getlist("days")
     ctx = hub_context()
     when = f.get("when")
-    fields = {"title": f.get("title", "").strip(), "urgent": f.get("urgent") == "1"}
+    fields = {"title": f.get("title", "").strip(), "urgent": f.get("urgent") == "1",
+              "notice_id": f.get("notice_id", "")}
     try:
         fields["repeats"] = int(khmer.to_latin_digits(f.get("repeats", "1")))
         if fields["repeats"] not in REPEAT_CHOICES:
@@ -193,33 +194,23 @@ def new():
     except ValueError:
         fields["repeats"] = 1
     rule_text = None
-    if when in ("once", "recurring"):
-        try:
+    try:
+        if when in ("once", "recurring"):
             rule_text = _recurrence_from_form(f).to_rrule(hub_settings().timezone)
-        except schedule.ScheduleError as e:
-            return _render_form(form, error_text(e.code), 400)
-    elif when != "now":
-        return _render_form(form, error_text("bad_kind"), 400)
-    if rule_text and schedule.next_after(rule_text, ctx.clock.now()) is None:
-        return _render_form(form, error_text("in_the_past"), 400)
+        elif when != "now":
+            raise schedule.ScheduleError("bad_kind")
+        store.refuse_past(rule_text, ctx.clock.now())  # before the upload is converted
+    except schedule.ScheduleError as e:
+        return _render_form(form, error_text(e.code), 400)
     fields["rrule"] = rule_text
-    rows = []
     try:
         audio = prepare_audio(request.files.get("audio"))
     except MediaError as e:
         return _render_form(form, media_message(e), 415)
+    rows = [audio] if audio else []
     if audio:
-        rows.append(audio)
         fields["audio_id"] = audio["id"]
-    else:
-        notice_id = f.get("notice_id", "")
-        chosen = [n for n in store.notices_with_audio(ctx.db) if n["id"] == notice_id]
-        if not chosen:
-            return _render_form(form, error_text("no_audio"), 400)
-        fields["audio_id"] = chosen[0]["audio_id"]
-        fields["notice_id"] = notice_id
-        if not fields["title"]:
-            fields["title"] = chosen[0]["title_km"] or chosen[0]["title_en"]
+        del fields["notice_id"]
     try:
         announcement_id = store.create(ctx, fields, rows)
     except schedule.ScheduleError as e:

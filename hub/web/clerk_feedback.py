@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from hub import feedback
-from hub.web import hub_context
+from hub.web.current import hub_context
 from hub.web.i18n import _
+from hub.web.portal import page_number
 from hub.web.security import login_required
 
 bp = Blueprint("clerk_feedback", __name__, url_prefix="/clerk/feedback")
@@ -17,8 +18,6 @@ ITEMS_PER_PAGE = 40
 @bp.route("/")
 @login_required
 def inbox():
-    from hub.web.portal import page_number
-
     status = request.args.get("status") or None
     category = request.args.get("category") or None
     page = page_number()
@@ -38,12 +37,9 @@ def item(feedback_id: str):
         abort(404)
     error = None
     if request.method == "POST":
-        status = request.form.get("status", row["status"])
-        reply = request.form.get("reply")
-        if reply is not None and reply.strip() and status in ("new", "in_progress"):
-            status = "answered"
         try:
-            feedback.set_status(ctx, feedback_id, status, reply)
+            feedback.set_status(ctx, feedback_id, request.form.get("status", row["status"]),
+                                request.form.get("reply"))
             return redirect(url_for("clerk_feedback.item", feedback_id=feedback_id), code=303)
         except feedback.FeedbackError:
             error = _("That change could not be saved.")

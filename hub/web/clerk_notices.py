@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from hub import notices
-from hub.media import MediaError
-from hub.web import hub_context, hub_settings
+from hub.core.media import MediaError
+from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import _
 from hub.web.security import login_required
 from hub.web.uploads import discard, media_message, prepare_audio, prepare_image
@@ -45,9 +45,11 @@ def _save(notice_id: str | None):
     except ValueError:
         return render_template("clerk/notice_form.html", form=form, notice_id=notice_id,
                                error=_("The expiry date was not understood.")), 400
-    if not (fields["title_km"].strip() or fields["title_en"].strip()):
+    try:
+        notices.check_title(fields)  # before the uploads are converted
+    except notices.NoticeError as e:
         return render_template("clerk/notice_form.html", form=form, notice_id=notice_id,
-                               error=_("A notice needs a title in Khmer or English.")), 400
+                               error=_(str(e))), 400
     rows = []
     try:
         audio = prepare_audio(request.files.get("audio"))

@@ -7,8 +7,10 @@ from pathlib import Path
 
 from flask import Blueprint, abort, g, redirect, render_template, request, send_file, url_for
 
-from hub.media import MediaError
-from hub.web import hub_context, hub_settings
+from hub.core.media import MediaError
+from hub.voice import models, transcripts
+from hub.voice import prompts as prompts_mod
+from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import N_, _
 from hub.web.security import login_required
 from hub.web.uploads import media_message
@@ -27,12 +29,10 @@ STATE_WORDS = {
 
 def _missing_models(db) -> list[dict]:
     """Languages the hub hears but cannot transcribe, with how many recordings wait."""
-    from hub.voice import engine, transcripts
-
     settings = hub_settings()
-    models = engine.installed_models(settings)
+    installed = models.installed_models(settings)
     waiting = transcripts.waiting_by_language(db)
-    langs = sorted(({settings.kiosk_language} | set(waiting)) - set(models))
+    langs = sorted(({settings.kiosk_language} | set(waiting)) - set(installed))
     return [{"lang": lang, "waiting": waiting.get(lang, 0)} for lang in langs]
 
 
@@ -45,8 +45,6 @@ def _voice_words():
 @bp.route("/")
 @login_required
 def recordings():
-    from hub.voice import transcripts
-
     db = hub_context().db
     transcripts.enqueue_new(hub_context())  # a phone upload shows here at once, as waiting
     state = request.args.get("state") or None
@@ -59,8 +57,6 @@ def recordings():
 @bp.route("/<transcript_id>", methods=["GET", "POST"])
 @login_required
 def transcript(transcript_id: str):
-    from hub.voice import transcripts
-
     ctx = hub_context()
     row = transcripts.get(ctx.db, transcript_id)
     if row is None:
@@ -79,8 +75,6 @@ def transcript(transcript_id: str):
 @bp.route("/<transcript_id>/retry", methods=["POST"])
 @login_required
 def retry(transcript_id: str):
-    from hub.voice import transcripts
-
     transcripts.retry(hub_context(), transcript_id)
     return redirect(url_for("clerk_voice.transcript", transcript_id=transcript_id), code=303)
 
@@ -88,8 +82,6 @@ def retry(transcript_id: str):
 @bp.route("/prompts", methods=["GET"])
 @login_required
 def prompts():
-    from hub.voice import prompts as prompts_mod
-
     items = prompts_mod.listing(hub_context().db)
     return render_template("clerk/voice_prompts.html", items=items, error=request.args.get("error"),
                            saved=request.args.get("saved"),
@@ -99,8 +91,6 @@ def prompts():
 @bp.route("/prompts/<key>", methods=["POST"])
 @login_required
 def replace_prompt(key: str):
-    from hub.voice import prompts as prompts_mod
-
     if key not in prompts_mod.PROMPTS:
         abort(404)
     ctx = hub_context()
@@ -125,8 +115,6 @@ def replace_prompt(key: str):
 
 
 def _prompts_error(key: str, message: str):
-    from hub.voice import prompts as prompts_mod
-
     items = prompts_mod.listing(hub_context().db)
     return render_template("clerk/voice_prompts.html", items=items, error=message, error_key=key,
                            saved=None, placeholders=sum(1 for p in items if p["placeholder"])), 400
@@ -135,8 +123,6 @@ def _prompts_error(key: str, message: str):
 @bp.route("/prompts/<key>/default.wav")
 @login_required
 def default_prompt(key: str):
-    from hub.voice import prompts as prompts_mod
-
     if key not in prompts_mod.PROMPTS:
         abort(404)
     entry = prompts_mod.manifest().get("prompts", {}).get(key, {})

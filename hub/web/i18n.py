@@ -7,26 +7,16 @@ speaker can review it. The catalogue is read once when the app is built.
 
 from __future__ import annotations
 
-from pathlib import Path
+from datetime import datetime
 
-from babel.messages.pofile import read_po
-from flask import g, request
+from flask import abort, current_app, g, redirect, request
 from markupsafe import Markup
 
-from hub import khmer
+from hub.core import khmer
+from hub.core.words import LANGUAGES, N_, load_catalog
+from hub.web.current import hub_settings
 
-LANGUAGES = ("km", "en")
-TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
 COOKIE = "lang"
-
-
-def load_catalog(lang: str) -> dict[str, str]:
-    path = TRANSLATIONS_DIR / lang / "LC_MESSAGES" / "messages.po"
-    if not path.exists():
-        return {}
-    with open(path, "rb") as f:
-        catalog = read_po(f, locale=lang)
-    return {m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy}
 
 
 def init_app(app) -> None:
@@ -50,8 +40,6 @@ def init_app(app) -> None:
 
 
 def gettext(message: str, **values) -> str:
-    from flask import current_app
-
     catalog = current_app.extensions["catalogs"].get(g.get("lang", "km"), {})
     text = catalog.get(message, message)
     if values:
@@ -61,11 +49,6 @@ def gettext(message: str, **values) -> str:
 
 
 _ = gettext
-
-
-def N_(message: str) -> str:
-    """Mark a string for the catalogue where it is defined; translate it where shown."""
-    return message
 
 
 #: Words for feedback statuses, shown to clerks and villagers.
@@ -78,8 +61,6 @@ STATUS_WORDS = {
 
 
 def in_language(message: str, lang: str) -> str:
-    from flask import current_app
-
     return current_app.extensions["catalogs"].get(lang, {}).get(message, message)
 
 
@@ -92,10 +73,6 @@ def both(message: str) -> Markup:
 
 
 def _moment(value) -> str:
-    from datetime import datetime
-
-    from hub.web import hub_settings
-
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return khmer.format_moment(value, g.get("lang", "km"), hub_settings().timezone)
@@ -103,8 +80,6 @@ def _moment(value) -> str:
 
 def switch_language(code: str):
     """Remember *code* in a cookie and go back to ``?next=`` (a local path only)."""
-    from flask import abort, redirect
-
     if code not in LANGUAGES:
         abort(404)
     target = request.args.get("next") or "/"

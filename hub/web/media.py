@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, send_file
 
-from hub.web import hub_context
+from hub.web.current import hub_context
 
 bp = Blueprint("media", __name__)
 

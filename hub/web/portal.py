@@ -7,9 +7,9 @@ import shutil
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from hub import feedback, notices
-from hub.errors import DiskFull
-from hub.media import MediaError
-from hub.web import hub_context, hub_settings, lang
+from hub.core.errors import DiskFull
+from hub.core.media import MediaError
+from hub.web.current import hub_context, hub_settings, lang
 from hub.web.i18n import _, switch_language
 from hub.web.uploads import media_message, prepare_audio
 
@@ -80,7 +80,7 @@ def feedback_submit():
                                error=message), status
 
     try:
-        feedback.validate(form)
+        fields = feedback.validate(form)
     except feedback.FeedbackError as e:
         return again(feedback_message(e.code), 400)
     upload = request.files.get("voice")
@@ -88,7 +88,7 @@ def feedback_submit():
         return again(feedback_message("disk_full"), 507)
     try:
         audio = prepare_audio(upload)
-        result = feedback.submit(hub_context(), form, audio, source="portal")
+        result = feedback.store(hub_context(), fields, audio, source="portal")
     except MediaError as e:
         return again(media_message(e), 415 if e.code.startswith("not_") else 422)
     except feedback.FeedbackError as e:

@@ -10,6 +10,7 @@ import secrets
 from flask import abort, g, redirect, render_template, request, session, url_for
 
 from hub import accounts
+from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import _
 
 CSRF_FIELD = "csrf_token"
@@ -37,8 +38,6 @@ def init_app(app) -> None:
 
     @app.before_request
     def _load_user():
-        from hub.web import hub_context
-
         g.user = None
         uid = session.get("user_id")
         if uid:
@@ -56,8 +55,6 @@ def client_address() -> str:
 
 
 def on_staff_side() -> bool:
-    from hub.web import hub_settings
-
     networks = hub_settings().staff_networks
     if not networks:
         return True

@@ -5,8 +5,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hub.media import MediaError
-from hub.web import hub_context, hub_settings
+from hub.core.media import MediaError
+from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import _
 
 

@@ -49,16 +49,17 @@ def _idle_baseline(seconds: float) -> float:
 
 
 def run() -> list[tuple[str, str]]:
-    from hub import settings as settings_mod
     from hub.announce import store
     from hub.announce.schedule import Recurrence
-    from hub.context import open_context
+    from hub.core import settings as settings_mod
+    from hub.core.context import open_context
+    from hub.migrations import MIGRATIONS
     from tests.announce.conftest import AlsaFile, add_loud_media, signature
 
     tmp = Path(tempfile.mkdtemp(prefix="hub-bench-announce-"))
     alsa = AlsaFile(tmp / "alsa")
     settings = settings_mod.load(config=None, env={}, overrides={"data_dir": tmp / "data"})
-    ctx = open_context(settings)
+    ctx = open_context(settings, MIGRATIONS)
     ctx.clock.set_trusted_time("clerk", time.time())
     media = add_loud_media(ctx, signature(500, 0.5))
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)

@@ -97,7 +97,7 @@ def signature(value: int, seconds: float = 0.2) -> bytes:
 
 def add_loud_media(ctx, data: bytes) -> str:
     """A media row whose loudspeaker copy is exactly *data* (skips ffmpeg, for speed)."""
-    from hub.db import new_id, transaction, utcnow
+    from hub.core.db import new_id, transaction, utcnow
 
     media_id = new_id()
     name = f"{media_id}.loud.wav"

@@ -75,9 +75,9 @@ def _factory(out_glob: str):
 
 
 def run_daemon(cfg: dict) -> dict:
-    from hub import settings as settings_mod
     from hub.announce.daemon import Announcer
-    from hub.clock import Clock
+    from hub.core import settings as settings_mod
+    from hub.core.clock import Clock
 
     factory = _factory(cfg["out_glob"])
     overrides = dict(cfg["settings"])

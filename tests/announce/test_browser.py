@@ -11,8 +11,9 @@ import pytest
 
 from hub import accounts
 from hub.announce import store
-from hub.context import open_context
-from hub.settings import load
+from hub.core.context import open_context
+from hub.core.settings import load
+from hub.migrations import MIGRATIONS
 from tests.announce.test_console import month_with_mondays_and_thursdays
 from tests.livehub import LiveHub
 from tests.phone_audio import encode, tone_wav
@@ -27,7 +28,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 @pytest.fixture
 def live(tmp_path):
     hub = LiveHub(tmp_path / "data").start()
-    ctx = open_context(load(env={"HUB_DATA_DIR": str(hub.data_dir)}))
+    ctx = open_context(load(env={"HUB_DATA_DIR": str(hub.data_dir)}), MIGRATIONS)
     accounts.add_user(ctx.db, "clerk1", "correct horse", "clerk")
     hub.ctx = ctx
     yield hub

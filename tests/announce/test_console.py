@@ -11,7 +11,7 @@ import pytest
 
 from hub import notices
 from hub.announce import store
-from hub.khmer import KHMER_DIGITS, strip_break_points
+from hub.core.khmer import KHMER_DIGITS, strip_break_points
 from tests.conftest import csrf_from
 from tests.phone_audio import encode, tone_wav
 

@@ -20,7 +20,7 @@ import pytest
 
 from hub.announce import store
 from hub.announce.schedule import Recurrence
-from hub.clock import kernel_ntp_synchronised
+from hub.core.clock import kernel_ntp_synchronised
 from tests.announce.conftest import (
     DaemonRun,
     add_loud_media,

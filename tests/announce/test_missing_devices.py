@@ -12,9 +12,10 @@ import time
 
 import pytest
 
-from hub import problems
 from hub.announce import daemon as announce_daemon
-from hub.doctor import Doctor
+from hub.core import problems
+from hub.core.checks import Checkup
+from hub.doctor.services import check_services
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpiozero.exc.PinFactoryFallback")
 
@@ -58,9 +59,9 @@ def test_without_pins_or_sound_card_the_announcer_runs_reports_and_recovers(
                                                                              "speaker"})
         said = problems.current(s.data_dir)["announcer"]
         assert "GPIO17" in said["amplifier"]["text"] and "speaker" in said["speaker"]["text"]
-        doctor = Doctor(None)
-        doctor.settings = s
-        finding = doctor.check_services()
+        checkup = Checkup(None)
+        checkup.settings = s
+        finding = check_services(checkup)
         assert finding.status == "warn" and "GPIO17" in finding.values["what"]
         assert thread.is_alive()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.media import convert_audio
+from hub.core.media import convert_audio
 from tests.announce.conftest import RATE, expected_programme, frames
 from tests.conftest import ROOT
 from tests.phone_audio import encode, speech_wav, tone_wav

@@ -148,3 +148,34 @@ def test_times_are_one_text_form_that_sorts_like_time():
     a = datetime(2026, 11, 30, 0, 0, 0, tzinfo=UTC)
     b = a + timedelta(milliseconds=1)
     assert store.iso(a) == "2026-11-30T00:00:00.000+00:00" and store.iso(a) < store.iso(b)
+
+
+def test_an_announcement_of_a_notice_plays_its_audio_and_takes_its_title(ctx):
+    from hub import notices
+
+    media = add_loud_media(ctx, signature(1000, 0.05))
+    nid = notices.create(ctx, {"title_en": "Vaccination day", "audio_id": media})
+    aid = store.create(ctx, {"notice_id": nid, "rrule": None}, now=T0)
+    row = store.get(ctx.db, aid)
+    assert (row["audio_id"], row["notice_id"], row["title"]) == (media, nid, "Vaccination day")
+    titled = store.get(ctx.db, store.create(ctx, {"notice_id": nid, "title": "Own title"}, now=T0))
+    assert titled["title"] == "Own title"
+
+
+def test_an_announcement_needs_audio_of_its_own_or_of_a_notice(ctx):
+    from hub import notices
+
+    silent = notices.create(ctx, {"title_en": "No audio"})
+    for fields in ({}, {"notice_id": silent}, {"notice_id": "no-such-notice"}):
+        with pytest.raises(schedule.ScheduleError) as e:
+            store.create(ctx, {"rrule": None, **fields}, now=T0)
+        assert e.value.code == "no_audio"
+    assert store.listing(ctx.db) == []
+
+
+def test_a_schedule_that_has_passed_is_refused_before_anything_is_stored(ctx):
+    past = Recurrence("once", date(2026, 11, 1), time(7, 0)).to_rrule(TZ)
+    with pytest.raises(schedule.ScheduleError) as e:
+        store.refuse_past(past, T0)
+    assert e.value.code == "in_the_past"
+    store.refuse_past(None, T0)  # play now

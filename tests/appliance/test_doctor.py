@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hub.doctor import CHECKS
+from hub.migrations import MIGRATIONS
 from tests.conftest import as_user, need, unprivileged_python, user_ids
 from tests.livehub import LiveHub, free_port
 
@@ -100,8 +101,8 @@ def healthy(tmp_path, ko_model):
     """A hub with a migrated store, a trusted clock, sound, pins, a model and a running portal."""
     data = tmp_path / "data"
     portal = LiveHub(data).start()
-    from hub import db as dbmod
-    from hub.clock import Clock
+    from hub.core import db as dbmod
+    from hub.core.clock import Clock
 
     conn = dbmod.connect(data / "hub.db")
     Clock(conn).set_trusted_time("clerk", time.time())
@@ -228,7 +229,7 @@ def test_a_broken_hub_fails_with_a_hint_for_each_failure(broken):
     assert "setting volume" in by_id["config"]["detail"]
     assert "usb-loudspeaker" in by_id["audio"]["detail"]
     assert "same pin" in by_id["gpio"]["detail"]
-    assert "the kiosk refuses to record" in by_id["speech"]["detail"]  # hub.voice.health
+    assert "the kiosk refuses to record" in by_id["speech"]["detail"]  # hub.voice.checks
     for c in report["checks"]:
         if c["status"] in ("fail", "warn"):
             assert c["hint"], f"{c['id']} has no fix hint"
@@ -252,11 +253,10 @@ def test_a_broken_hub_in_khmer(broken):
 
 def test_missing_migrations_and_an_untrusted_clock(tmp_path):
     data = tmp_path / "data"
-    from hub import db as dbmod
-    from hub.schema import MIGRATIONS
+    from hub.core import db as dbmod
 
     conn = dbmod.connect(data / "hub.db")
-    dbmod.migrate(conn)
+    dbmod.migrate(conn, MIGRATIONS)
     last = MIGRATIONS[-1][0]
     conn.conn.execute("delete from _migrations where name = ?", (last,))
     conn.conn.close()
@@ -271,10 +271,10 @@ def test_missing_migrations_and_an_untrusted_clock(tmp_path):
 
 def test_an_untrusted_clock_warns_but_does_not_fail(tmp_path):
     data = tmp_path / "data"
-    from hub import db as dbmod
+    from hub.core import db as dbmod
 
     conn = dbmod.connect(data / "hub.db")
-    dbmod.migrate(conn)
+    dbmod.migrate(conn, MIGRATIONS)
     conn.conn.close()
     config = tmp_path / "hub.toml"
     config.write_text(f'data_dir = "{data}"\n')
@@ -290,10 +290,10 @@ def test_the_access_point_without_hostapd(tmp_path):
     """dnsmasq really runs; hostapd does not: the doctor names hostapd and says what to do."""
     need("dnsmasq")
     data = tmp_path / "data"
-    from hub import db as dbmod
+    from hub.core import db as dbmod
 
     conn = dbmod.connect(data / "hub.db")
-    dbmod.migrate(conn)
+    dbmod.migrate(conn, MIGRATIONS)
     conn.conn.close()
     pid_file = tmp_path / "dnsmasq.pid"
     proc = subprocess.Popen([shutil.which("dnsmasq"), "--keep-in-foreground", "--port=0",
@@ -325,10 +325,10 @@ def test_unknown_check_names_are_refused(tmp_path):
 def test_a_damaged_page_fails_the_integrity_check(tmp_path):
     """A power cut that tore a page: the header is fine, the data is not."""
     data = tmp_path / "data"
-    from hub import db as dbmod
+    from hub.core import db as dbmod
 
     conn = dbmod.connect(data / "hub.db")
-    dbmod.migrate(conn)
+    dbmod.migrate(conn, MIGRATIONS)
     conn.conn.execute("create table filler (x blob)")
     for _ in range(300):
         conn.conn.execute("insert into filler values (randomblob(900))")
@@ -352,7 +352,7 @@ def test_checking_an_active_low_relay_never_switches_it_on():
     from gpiozero import Device
     from gpiozero.pins.mock import MockFactory
 
-    from hub.doctor import _try_pins
+    from hub.doctor.hardware import _try_pins
 
     old = Device.pin_factory
     Device.pin_factory = MockFactory()
@@ -380,10 +380,10 @@ def test_run_as_a_user_who_cannot_read_the_data_it_says_so(tmp_path):
         top = Path(d)
         top.chmod(0o755)
         data = top / "data"
-        from hub import db as dbmod
+        from hub.core import db as dbmod
 
         conn = dbmod.connect(data / "hub.db")
-        dbmod.migrate(conn)
+        dbmod.migrate(conn, MIGRATIONS)
         conn.conn.close()
         data.chmod(0o700)  # as /var/lib/hub is: the hub user's alone
         config = top / "hub.toml"

@@ -180,7 +180,7 @@ def test_a_corrupted_readback_is_detected(small_image, tmp_path):
 
 
 def test_flash_refuses_the_root_disk_and_missing_devices(tmp_path, small_image):
-    from hub.errors import HubError
+    from hub.core.errors import HubError
     from hub.provision.image import check_writable_target, root_disk
 
     r = hub(["flash", small_image, "/dev/hub-test-no-such-card", "--yes"], tmp_path)
@@ -298,7 +298,7 @@ def test_first_boot_moves_a_provisioned_card_into_place(sd_image, tmp_path):
     assert text.startswith(HUB_TOML)
     key = [line for line in text.splitlines() if line.startswith("secret_key")]
     assert len(key) == 1 and len(key[0].split('"')[1]) == 64
-    from hub import settings
+    from hub.core import settings
 
     loaded = settings.load(toml, env={})
     assert loaded.hub_name == "ឃុំ តេស្ត" and len(loaded.secret_key) == 64
@@ -318,7 +318,7 @@ def test_first_boot_moves_a_provisioned_card_into_place(sd_image, tmp_path):
     db = data / "hub.db"
     assert db.stat().st_uid == uid
     from hub import accounts
-    from hub import db as dbmod
+    from hub.core import db as dbmod
 
     conn = dbmod.connect(db)
     assert accounts.authenticate(conn, "sokha", PASSWORD)["role"] == "admin"

@@ -17,7 +17,7 @@ from tests.appliance.conftest import FIRSTBOOT_DIR, SYSTEMD_DIR, run, unit_tree
 from tests.conftest import ROOT, need
 
 DAEMONS = ("hub-web", "hub-announcer", "hub-recorder", "hub-transcriber", "hub-sync")
-#: Daemons run by hub.daemon.serve, which sends READY=1 and watchdog pings.
+#: Daemons run by hub.core.daemon.serve, which sends READY=1 and watchdog pings.
 SERVED = ("hub-recorder", "hub-transcriber", "hub-sync")
 
 

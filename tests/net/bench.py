@@ -32,10 +32,11 @@ def _curl_size(url: str, gzip: bool) -> tuple[int, int]:
 
 def _seed(web: WebStack) -> str:
     """Demo notices and feedback, as `hub run --demo` makes them; returns a notice id."""
-    from hub.context import open_context
+    from hub.core.context import open_context
+    from hub.migrations import MIGRATIONS
     from hub.run import seed_demo
 
-    ctx = open_context(web.settings)
+    ctx = open_context(web.settings, MIGRATIONS)
     try:
         seed_demo(ctx, out=io.StringIO())
         row = ctx.db.conn.execute("select id from notices order by pinned desc, created_at limit 1").fetchone()

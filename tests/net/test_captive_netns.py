@@ -331,7 +331,7 @@ def test_doctor_dns_probe_from_the_phone_side(net):
         net.phone,
         sys.executable,
         "-c",
-        "from hub.net.checks import dns_answers; from hub import settings;"
+        "from hub.net.checks import dns_answers; from hub.core import settings;"
         f"p = dns_answers(settings.load({str(net.web.config)!r}, env={{}}));"
         "print(p.ok, p.detail)",
     )
@@ -361,9 +361,10 @@ def test_after_the_welcome_page_the_check_passes(net):
     assert r.stdout.startswith("303"), r.stdout
     assert net.curl("http://connectivitycheck.gstatic.com/generate_204").stdout == "204 "
     # The hub knew the phone by its MAC from its neighbour table, seen through nginx.
-    from hub.context import open_context
+    from hub.core.context import open_context
+    from hub.migrations import MIGRATIONS
 
-    ctx = open_context(net.web.settings, migrate=False)
+    ctx = open_context(net.web.settings, MIGRATIONS, migrate=False)
     try:
         clients = [r[0] for r in ctx.db.conn.execute("select client from portal_clients")]
     finally:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from hub.core.settings import SettingsError
 from hub.net import render, wifi
-from hub.settings import SettingsError
 from tests.conftest import need, run
 
 STAFF = {"staff_ssid": "Commune-Staff", "staff_passphrase": "correct horse battery"}

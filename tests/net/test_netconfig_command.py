@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from hub import settings as settings_mod
+from hub.core import settings as settings_mod
 from hub.net import checks, render
 from tests.conftest import as_user, need, run, unprivileged_python, user_ids
 from tests.net.webstack import clean_env, hub_cmd, write_toml
@@ -124,7 +124,7 @@ def test_apply_removes_the_staff_network_file_when_staff_wifi_is_switched_off(tm
 
 
 def test_live_apply_checks_files_with_the_real_tools_first(make_settings):
-    from hub.errors import HubError
+    from hub.core.errors import HubError
     from hub.net.commands import check_files
 
     need("dnsmasq")

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from hub import settings as settings_mod
-from hub.context import open_context
-from hub.net import render
+from hub.core import settings as settings_mod
+from hub.core.context import open_context
+from hub.migrations import MIGRATIONS
+from hub.net import nginx
 from tests.conftest import need
 from tests.net.webstack import WebStack
 from tests.phone_audio import encode, tone_wav
@@ -95,9 +96,9 @@ def test_nginx_t_accepts_the_rendered_config(tmp_path, hub_settings):
         assert "test is successful" in r.stderr
         # The production layout (AP address, every other address) passes too.
         site = tmp_path / "prod.conf"
-        site.write_text(render.nginx_site(hub_settings))
+        site.write_text(nginx.nginx_site(hub_settings))
         main = tmp_path / "main.conf"
-        main.write_text(render.nginx_standalone(site, web.prefix))
+        main.write_text(nginx.nginx_standalone(site, web.prefix))
         r = subprocess.run(["nginx", "-t", "-c", str(main), "-p", str(web.prefix)], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
     finally:
@@ -127,7 +128,7 @@ def test_static_files_come_from_nginx_with_cache_headers(stack):
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     # The app adds a CSP to everything it answers; nginx's own files have none.
     assert "Content-Security-Policy" not in r.headers
-    assert r.content == (render.static_dir() / "hub.css").read_bytes()
+    assert r.content == (nginx.static_dir() / "hub.css").read_bytes()
     unversioned = s.get(f"{stack.villager_url}/static/hub.css")
     assert unversioned.headers["Cache-Control"] == "public, max-age=3600"
     font = s.get(f"{stack.villager_url}/static/fonts/NotoSansKhmer-Regular.khmer.woff2")
@@ -285,7 +286,7 @@ def test_feedback_post_through_nginx(stack):
     receipt = s.get(stack.villager_url + r.headers["Location"])
     assert receipt.status_code == 200
     settings = settings_mod.load(stack.config, env={})
-    ctx = open_context(settings, migrate=False)
+    ctx = open_context(settings, MIGRATIONS, migrate=False)
     try:
         code = r.headers["Location"].split("/receipt/", 1)[1].split("?")[0]
         row = ctx.db.conn.execute("select body from feedback where receipt = ?", (code,)).fetchone()
@@ -304,7 +305,7 @@ def test_app_sees_the_phones_address_not_a_forged_header(stack):
         allow_redirects=False,
     )
     assert r.status_code == 303
-    ctx = open_context(stack.settings, migrate=False)
+    ctx = open_context(stack.settings, MIGRATIONS, migrate=False)
     try:
         clients = [row[0] for row in ctx.db.conn.execute("select client from portal_clients")]
     finally:

@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from hub import settings as settings_mod
-from hub.net import render
+from hub.core import settings as settings_mod
+from hub.net import nginx
 from tests.conftest import as_user, no_memory_lock, unprivileged_python, user_ids
 
 #: The hub's user and group when the stack runs as root, and nginx's workers' user.
@@ -176,11 +176,11 @@ class WebStack:
         # As deployed, nginx serves the static files of the hub's install, not of the checkout.
         static = self.python.static_dir if self.deployed else None
         site.write_text(
-            render.nginx_site(self.settings, villager_listen=self.villager_listen, staff_listen=self.staff_listen,
-                              static=static)
+            nginx.nginx_site(self.settings, villager_listen=self.villager_listen, staff_listen=self.staff_listen,
+                             static=static)
         )
         main = self.prefix / "nginx.conf"
-        main.write_text(render.nginx_standalone(site, self.prefix, user=NGINX_USER if self.deployed else None))
+        main.write_text(nginx.nginx_standalone(site, self.prefix, user=NGINX_USER if self.deployed else None))
         return main
 
     def nginx_test(self) -> subprocess.CompletedProcess:

@@ -23,7 +23,7 @@ BODIES = (
 def _fill(ctx, n: int) -> None:
     """n feedback rows as the portal makes them, written in one transaction to save time."""
     from hub import feedback
-    from hub.db import new_id, transaction, utcnow
+    from hub.core.db import new_id, transaction, utcnow
 
     rng = random.Random(3)
     now = utcnow()
@@ -42,8 +42,9 @@ def _fill(ctx, n: int) -> None:
 
 
 def run() -> list[tuple[str, str]]:
-    from hub import settings as settings_mod
-    from hub.context import open_context
+    from hub.core import settings as settings_mod
+    from hub.core.context import open_context
+    from hub.migrations import MIGRATIONS
     from hub.sync import outbox
     from tests.sync.procs import Central, FaultProxy, base_env, sync_once
 
@@ -55,7 +56,7 @@ def run() -> list[tuple[str, str]]:
             token = central.add_hub("bench")
             values = {"central_url": proxy.url, "central_token": token, "sync_daily_budget_mb": 0}
             ctx = open_context(settings_mod.load(config=None, env={},
-                                                 overrides={"data_dir": tmp / "hub", **values}))
+                                                 overrides={"data_dir": tmp / "hub", **values}), MIGRATIONS)
             _fill(ctx, RECORDS)
             env = base_env(tmp / "hub", **values)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hub import settings as settings_mod
-from hub.context import open_context
+from hub.core import settings as settings_mod
+from hub.core.context import open_context
+from hub.migrations import MIGRATIONS
 from tests.sync.procs import Central, FaultProxy, base_env
 
 
@@ -46,7 +47,7 @@ class Hub:
         self.settings_values = {"central_url": url, "central_token": token,
                                 "sync_timeout_seconds": 3, **settings}
         self.ctx = open_context(settings_mod.load(config=None, env={}, overrides={
-            "data_dir": data_dir, **self.settings_values}))
+            "data_dir": data_dir, **self.settings_values}), MIGRATIONS)
 
     @property
     def env(self) -> dict:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from hub.announce import schedule
 from hub.announce import store as announcements
-from hub.sync import outbox
+from hub.sync import state as sync_state
 from tests.sync.procs import sync_once
 
 
@@ -48,4 +48,4 @@ def test_a_published_announcement_is_scheduled_once_and_withdrawal_stops_it(cent
     rc, out, _ = sync_once(hub.env)
     assert rc == 0
     assert announcements.get(hub.ctx.db, a["id"])["active"] == 0
-    assert outbox.get_state(hub.ctx.db, f"announcement_of:{pub_id}") == a["id"]
+    assert sync_state.get_state(hub.ctx.db, f"announcement_of:{pub_id}") == a["id"]

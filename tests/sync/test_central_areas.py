@@ -165,7 +165,7 @@ def test_the_dashboard_of_1652_hubs_is_paged_and_does_not_query_per_hub(store, m
     communes = [r[0] for r in store.db.conn.execute("select code from areas where level = 'commune' order by code")]
     rows = [(str(uuid.uuid4()), f"hub{i:04d}", "x" * 60 + f"{i:04d}", "2026-12-01T00:00:00+00:00",
              communes[i % len(communes)]) for i in range(1652)]
-    from hub.db import transaction
+    from hub.core.db import transaction
 
     with transaction(store.db) as conn:
         for hub_id, name, token_hash, at, commune in rows:

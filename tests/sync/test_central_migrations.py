@@ -6,7 +6,7 @@ import pytest
 
 from hub.central import database
 from hub.central.store import CentralStore
-from hub.db import StoreError
+from hub.core.db import StoreError
 
 
 def columns(store) -> dict[str, list[str]]:

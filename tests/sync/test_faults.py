@@ -11,8 +11,9 @@ import time
 import pytest
 
 from hub import feedback
-from hub.db import new_id, utcnow
+from hub.core.db import new_id, utcnow
 from hub.sync import outbox
+from hub.sync import state as sync_state
 from tests.sync.procs import HUB, ROOT, sync_once
 
 
@@ -83,7 +84,7 @@ def test_2000_records_and_50_recordings_arrive_exactly_once_through_faults(centr
 
 def recording(ctx, content: bytes, body: str = "long recording") -> dict:
     """A feedback item, shared with the district, with *content* as its recording's web copy."""
-    from hub.media import write_durably
+    from hub.core.media import write_durably
 
     media_id = new_id()
     name = f"{media_id}.web.mp3"
@@ -176,5 +177,5 @@ def test_the_token_never_appears_in_logs(central, proxy, make_hub):
     for o in outputs:
         assert token not in o
     assert token not in central.log.read_text()
-    for value in outbox.all_state(hub.ctx.db).values():
+    for value in sync_state.all_state(hub.ctx.db).values():
         assert token not in value

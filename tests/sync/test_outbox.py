@@ -8,8 +8,9 @@ import time
 import pytest
 
 from hub import feedback
-from hub.db import run_script, transaction
+from hub.core.db import run_script, transaction
 from hub.sync import outbox
+from hub.sync import state as sync_state
 from hub.sync.client import SyncError, Throttle, check_url
 from hub.sync.daemon import Sync, next_delay
 from hub.sync.engine import run_cycle
@@ -92,11 +93,11 @@ def test_a_record_is_marked_sent_only_by_id(ctx):
 
 
 def test_the_daily_budget_is_counted_per_day(ctx):
-    assert outbox.add_usage(ctx.db, "2026-03-01", 1000) == 1000
-    assert outbox.add_usage(ctx.db, "2026-03-01", 500) == 1500
-    assert outbox.usage(ctx.db, "2026-03-01") == 1500
-    assert outbox.usage(ctx.db, "2026-03-02") == 0
-    assert outbox.add_usage(ctx.db, "2026-03-02", 10) == 10
+    assert sync_state.add_usage(ctx.db, "2026-03-01", 1000) == 1000
+    assert sync_state.add_usage(ctx.db, "2026-03-01", 500) == 1500
+    assert sync_state.usage(ctx.db, "2026-03-01") == 1500
+    assert sync_state.usage(ctx.db, "2026-03-02") == 0
+    assert sync_state.add_usage(ctx.db, "2026-03-02", 10) == 10
 
 
 def test_the_budget_stops_a_cycle(central, make_hub):
@@ -107,9 +108,9 @@ def test_the_budget_stops_a_cycle(central, make_hub):
     out = run_cycle(hub.ctx)
     assert out.online and "budget" in (out.error or "")
     assert 0 < outbox.counts(hub.ctx.db)["pending"]
-    used = outbox.usage(hub.ctx.db, hub.ctx.clock.now().date().isoformat())
+    used = sync_state.usage(hub.ctx.db, hub.ctx.clock.now().date().isoformat())
     assert used <= 0.004 * 1024 * 1024
-    assert "budget" in outbox.get_state(hub.ctx.db, "last_error")
+    assert "budget" in sync_state.get_state(hub.ctx.db, "last_error")
 
 
 def test_the_bandwidth_cap_paces_the_bytes():
@@ -143,9 +144,10 @@ def test_https_is_required_except_on_loopback(url, insecure, ok):
 
 
 def test_an_insecure_url_is_refused_before_anything_is_sent(make_settings):
-    from hub.context import open_context
+    from hub.core.context import open_context
+    from hub.migrations import MIGRATIONS
 
-    ctx = open_context(make_settings(central_url="http://192.0.2.10", central_token="t" * 20))
+    ctx = open_context(make_settings(central_url="http://192.0.2.10", central_token="t" * 20), MIGRATIONS)
     out = run_cycle(ctx)
     assert not out.online and "https" in out.message
     ctx.close()
@@ -172,7 +174,7 @@ def test_the_daemon_idles_quietly_without_a_central_server(ctx):
     daemon.quit()
     thread.join(5)
     assert not thread.is_alive()
-    assert outbox.all_state(ctx.db) == {} and outbox.counts(ctx.db)["pending"] == 0
+    assert sync_state.all_state(ctx.db) == {} and outbox.counts(ctx.db)["pending"] == 0
 
 
 def test_the_daemon_syncs_and_stops_promptly(central, make_hub):

@@ -10,8 +10,9 @@ import pytest
 import requests
 
 from hub import feedback, notices
-from hub.db import transaction
+from hub.core.db import transaction
 from hub.sync import outbox, wire
+from hub.sync import state as sync_state
 from tests.sync.procs import sync_once
 
 
@@ -311,7 +312,7 @@ def test_new_public_notices_are_posted_to_telegram_once(central, proxy, make_hub
     assert bot.audios[0]["size"] > 1000
     posts = list(hub.ctx.db.query("select state, message_ids from telegram_posts"))
     assert len(posts) == 2 and all(p["state"] == "posted" for p in posts)
-    assert "123456:ABCdef-secret" not in json.dumps(outbox.all_state(hub.ctx.db))
+    assert "123456:ABCdef-secret" not in json.dumps(sync_state.all_state(hub.ctx.db))
 
 
 def test_a_publication_that_cannot_be_applied_does_not_stop_the_others(central, make_hub, tmp_path):

@@ -17,7 +17,7 @@ from datetime import datetime
 
 import pytest
 
-from hub.clock import kernel_ntp_synchronised
+from hub.core.clock import kernel_ntp_synchronised
 from tests.phone_audio import tone_wav
 from tests.system.conftest import (
     a_minute_ahead,

@@ -244,7 +244,8 @@ def test_hub_doctor_names_a_unit_that_keeps_restarting_and_why(app):
     assert checks["database"]["status"] == "ok" and checks["portal"]["status"] == "ok"
     assert checks["services"]["status"] in ("ok", "warn")
     # The technician's `sudo hub doctor` sees the same hub as the services.
-    as_root = {c["id"]: c for c in json.loads(app.hub("doctor --json --lang en", check=False, user=None).stdout)["checks"]}
+    report = json.loads(app.hub("doctor --json --lang en", check=False, user=None).stdout)
+    as_root = {c["id"]: c for c in report["checks"]}
     assert {k: v["status"] for k, v in as_root.items()} == {k: v["status"] for k, v in checks.items()}
     # A unit that names a group this system lacks cannot start, and systemd restarts it for ever.
     app.write("/etc/systemd/system/hub-transcriber.service.d/group.conf",

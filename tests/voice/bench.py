@@ -52,10 +52,11 @@ def _env(data_dir: Path, **settings: str) -> dict[str, str]:
 
 def _queue(data_dir: Path, wav: Path, n: int) -> None:
     from hub import feedback
-    from hub.context import open_context
-    from hub.settings import load
+    from hub.core.context import open_context
+    from hub.core.settings import load
+    from hub.migrations import MIGRATIONS
 
-    ctx = open_context(load(env={"HUB_DATA_DIR": str(data_dir)}))
+    ctx = open_context(load(env={"HUB_DATA_DIR": str(data_dir)}), MIGRATIONS)
     for _ in range(n):
         feedback.submit(ctx, {"category": "water", "lang": "ko"}, ctx.media.prepare_audio(wav))
     ctx.close()
@@ -70,7 +71,7 @@ def _measure_rtf(data_dir: str, wav: str, rounds: int = 3) -> dict:
 
     import vosk
 
-    from hub import settings as settings_mod
+    from hub.core import settings as settings_mod
     from hub.voice.transcriber_daemon import Transcriber
 
     settings = settings_mod.load()
@@ -173,9 +174,10 @@ def _stop(proc, log) -> None:
 
 
 def run() -> list[tuple[str, str]]:
-    from hub.context import open_context
+    from hub.core.context import open_context
+    from hub.core.settings import load
+    from hub.migrations import MIGRATIONS
     from hub.run import seed_demo
-    from hub.settings import load
     from tests.livehub import LiveHub
 
     rows: list[tuple[str, str]] = []
@@ -184,7 +186,7 @@ def run() -> list[tuple[str, str]]:
 
     # 1. Real-time factor and memory, in a child process of their own.
     data = base / "rtf"
-    open_context(load(env={"HUB_DATA_DIR": str(data)})).close()
+    open_context(load(env={"HUB_DATA_DIR": str(data)}), MIGRATIONS).close()
     _queue(data, wav, 4)
     out = subprocess.run([sys.executable, "-m", "tests.voice.bench", "rtf", str(data), str(wav)],
                          env=_env(data, transcriber_nice="0"), capture_output=True, text=True,
@@ -201,7 +203,7 @@ def run() -> list[tuple[str, str]]:
 
     # 2. Portal latency while a transcriber works, against idle.
     data = base / "portal"
-    ctx = open_context(load(env={"HUB_DATA_DIR": str(data)}))
+    ctx = open_context(load(env={"HUB_DATA_DIR": str(data)}), MIGRATIONS)
     with open(os.devnull, "w") as devnull:
         seed_demo(ctx, devnull)
     ctx.close()

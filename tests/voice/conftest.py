@@ -55,7 +55,7 @@ def ko_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def ko_engine(ko_model_dir):
     """The real Korean model, loaded once for the whole run (about 2 s, 0.6 GB)."""
-    from hub.voice.engine import VoskEngine
+    from hub.voice.engines.vosk import VoskEngine
 
     return VoskEngine(ko_model_dir)
 

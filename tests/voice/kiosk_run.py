@@ -17,8 +17,9 @@ import time
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from hub import settings as settings_mod
-from hub.context import open_context
+from hub.core import settings as settings_mod
+from hub.core.context import open_context
+from hub.migrations import MIGRATIONS
 from hub.voice.recorder_daemon import Recorder
 
 
@@ -26,7 +27,7 @@ def main(mode: str) -> int:
     factory = MockFactory()
     Device.pin_factory = factory
     settings = settings_mod.load()
-    open_context(settings).close()  # migrated, as `hub migrate` does before the service starts
+    open_context(settings, MIGRATIONS).close()  # migrated, as `hub migrate` does before the service starts
     daemon = Recorder(settings, pin_factory=factory)
     thread = threading.Thread(target=daemon.run, daemon=True)
     thread.start()

@@ -11,8 +11,9 @@ import re
 import pytest
 
 from hub import feedback
-from hub.context import open_context
-from hub.settings import load
+from hub.core.context import open_context
+from hub.core.settings import load
+from hub.migrations import MIGRATIONS
 from hub.voice import transcripts
 from hub.voice.kiosk import START_PROMPTS
 from hub.voice.prompts import PromptPlayer, digit_keys
@@ -33,7 +34,7 @@ def speech_bounds(pcm: bytes) -> tuple[int, int]:
 
 
 def stored_master(data_dir, feedback_id):
-    ctx = open_context(load(env={"HUB_DATA_DIR": str(data_dir)}))
+    ctx = open_context(load(env={"HUB_DATA_DIR": str(data_dir)}), MIGRATIONS)
     item = feedback.get(ctx.db, feedback_id)
     media = ctx.media.get(item["audio_id"])
     master = pcm_of(ctx.media.path(media["master_name"]))
@@ -116,7 +117,7 @@ def test_full_storage_refuses_and_says_why(english_wav, alsa_files, tmp_path):
     report = json.loads(out.stdout)
     assert report["result"]["outcome"] == "refused" and report["result"]["reason"] == "disk_full"
     assert report["led_idle"] == "refused" and report["led_after"] == "refused"
-    ctx = open_context(load(env={"HUB_DATA_DIR": str(data)}))
+    ctx = open_context(load(env={"HUB_DATA_DIR": str(data)}), MIGRATIONS)
     assert ctx.db.execute("select count(*) from feedback").fetchone()[0] == 0
     assert alsa.played() == [PromptPlayer(ctx).sequence(["disk_full"])]
     ctx.close()
@@ -129,7 +130,7 @@ def test_silence_only_is_too_short_and_nothing_is_stored(alsa_files, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(out.stdout)
     assert report["result"]["outcome"] == "too_short"
-    ctx = open_context(load(env={"HUB_DATA_DIR": str(data)}))
+    ctx = open_context(load(env={"HUB_DATA_DIR": str(data)}), MIGRATIONS)
     assert ctx.db.execute("select count(*) from feedback").fetchone()[0] == 0
     assert alsa.played()[-1] == PromptPlayer(ctx).sequence(["too_short"])
     ctx.close()
@@ -166,7 +167,7 @@ def test_alsa_and_jack_start_up_noise_is_silenced(alsa_files, tmp_path):
     env = alsa.env(tmp_path / "data")
     make = "import pyaudio; p = pyaudio.PyAudio(); print(p.get_device_count()); p.terminate()"
     loud = run_python(["-c", make], env)
-    quiet = run_python(["-c", "from hub.sound import quiet_audio_libraries;"
+    quiet = run_python(["-c", "from hub.core.audio import quiet_audio_libraries;"
                               " quiet_audio_libraries(); " + make], env)
     assert loud.returncode == quiet.returncode == 0
     assert loud.stderr.strip(), "PortAudio was silent anyway: this test proves nothing here"

@@ -58,7 +58,7 @@ def test_clerk_corrects_a_transcript_and_it_is_verified(clerk, ctx, english_wav)
 
 
 def test_machine_text_and_words_are_shown(clerk, ctx, english_wav):
-    from hub.voice.engine import Result
+    from hub.voice.engines import Result
 
     t = voice(ctx, english_wav, "ko")
     transcripts.finish(ctx, t["id"], Result("안녕 하세요", [{"word": "안녕", "start": 0.1, "end": 0.4, "conf": 0.9},
@@ -124,8 +124,8 @@ def test_voice_pages_need_a_login(client):
 
 
 def test_every_voice_string_has_khmer():
-    from hub.web import catalog
-    from hub.web.i18n import load_catalog
+    from hub.core.words import load_catalog
+    from tools import catalog
 
     km = load_catalog("km")
     texts = [m.id for m in catalog.extract() if any(

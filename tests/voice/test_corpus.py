@@ -89,7 +89,7 @@ def test_check_finds_a_broken_data_dir(ctx, english_wav, tmp_path):
 def test_export_refuses_a_directory_with_files(ctx, tmp_path):
     import pytest
 
-    from hub.errors import HubError
+    from hub.core.errors import HubError
 
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "keep.txt").write_text("mine")

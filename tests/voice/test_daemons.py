@@ -16,11 +16,12 @@ from tests.voice.conftest import ROOT
 def test_daemon_tells_systemd_it_is_ready_and_stops_on_sigterm(module, tmp_path):
     import os
 
-    from hub.context import open_context
-    from hub.settings import load
+    from hub.core.context import open_context
+    from hub.core.settings import load
+    from hub.migrations import MIGRATIONS
 
     data = tmp_path / "data"
-    open_context(load(env={"HUB_DATA_DIR": str(data)})).close()  # `hub migrate` runs first
+    open_context(load(env={"HUB_DATA_DIR": str(data)}), MIGRATIONS).close()  # `hub migrate` runs first
     sock_path = tmp_path / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(sock_path))

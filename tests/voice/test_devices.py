@@ -122,7 +122,7 @@ def test_recorder_idles_without_a_button(make_settings, mock_pins):
 
 
 def test_hub_run_starts_and_stops_both_voice_daemons(make_settings, ctx):
-    from hub.daemon import run_together
+    from hub.core.daemon import run_together
     from hub.run import DAEMONS, build_daemons
 
     assert DAEMONS["recorder"] == "hub.voice.recorder_daemon:Recorder"

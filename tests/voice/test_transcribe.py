@@ -12,8 +12,9 @@ import zipfile
 import pytest
 
 from hub import feedback
-from hub.errors import HubError
-from hub.voice import engine, transcripts
+from hub.core.errors import HubError
+from hub.voice import models as engine
+from hub.voice import transcripts
 from hub.voice.transcriber_daemon import Transcriber
 from tests.voice.conftest import ROOT, pcm_of, run_python
 
@@ -86,10 +87,11 @@ def test_khmer_waits_without_a_model_then_install_transcribes_it(make_settings, 
     With no Khmer model anywhere, the Korean model stands in as "a Khmer model"
     a technician installs: the hub cannot tell, and needs no code change.
     """
-    from hub.context import open_context
+    from hub.core.context import open_context
+    from hub.migrations import MIGRATIONS
 
     settings = make_settings(model_dirs={"ko": str(ko_model_dir)}, transcriber_nice=0)
-    ctx = open_context(settings)
+    ctx = open_context(settings, MIGRATIONS)
     km = voice_feedback(ctx, korean_wav, "km")
     ko = voice_feedback(ctx, korean_wav, "ko")
     daemon = Transcriber(settings)
@@ -105,7 +107,7 @@ def test_khmer_waits_without_a_model_then_install_transcribes_it(make_settings, 
         assert ctx.media.path(t_km["master_name"]).is_file()  # the recording is kept
         assert transcripts.waiting_by_language(ctx.db) == {"km": 1}
 
-        from hub.voice import health
+        from hub.voice import checks as health
 
         findings = dict((m.split(":")[0], lvl) for lvl, m in health.check(settings, ctx.db))
         assert findings["no speech model for Khmer (km)"] == "warning"
@@ -139,10 +141,11 @@ def test_clerk_correction_is_kept_beside_the_machine_text(ctx, korean_wav):
 
 
 def test_an_unreadable_recording_fails_and_can_be_retried(make_settings, korean_wav, ko_model_dir):
-    from hub.context import open_context
+    from hub.core.context import open_context
+    from hub.migrations import MIGRATIONS
 
     settings = make_settings(model_dirs={"ko": str(ko_model_dir)}, transcriber_nice=0)
-    ctx = open_context(settings)
+    ctx = open_context(settings, MIGRATIONS)
     fb = voice_feedback(ctx, korean_wav, "ko")
     t = transcripts.for_feedback(ctx.db, fb["id"]) or (transcripts.enqueue_new(ctx), None)[1]
     t = transcripts.for_feedback(ctx.db, fb["id"])
@@ -266,7 +269,7 @@ def test_install_refuses_archive_members_outside_the_model(make_settings, tmp_pa
 def test_model_dirs_setting_takes_a_model_per_language(make_settings, ko_model_dir, tmp_path):
     settings = make_settings(model_dirs={"ko": str(ko_model_dir), "km": str(tmp_path / "missing")})
     assert engine.installed_models(settings) == {"ko": ko_model_dir}
-    from hub.voice import health
+    from hub.voice import checks as health
 
     levels = [lvl for lvl, m in health.check(settings) if "model_dirs" in m]
     assert levels == ["error"]

@@ -17,14 +17,15 @@ def _get(url: str) -> bytes:
 
 
 def run() -> list[tuple[str, str]]:
-    from hub.context import open_context
+    from hub.core.context import open_context
+    from hub.core.settings import load
+    from hub.migrations import MIGRATIONS
     from hub.run import seed_demo
-    from hub.settings import load
 
     rows = []
     base = Path(tempfile.mkdtemp(prefix="bench-web-"))
     settings = load(env={"HUB_DATA_DIR": str(base / "data")})
-    ctx = open_context(settings)
+    ctx = open_context(settings, MIGRATIONS)
     with open("/dev/null", "w") as devnull:
         seed_demo(ctx, devnull)
     notice_id = ctx.db.execute("select id from notices where audio_id is not null").fetchone()[0]

@@ -9,8 +9,9 @@ import textwrap
 import pytest
 
 from hub import accounts, feedback
-from hub.context import open_context
-from hub.settings import load
+from hub.core.context import open_context
+from hub.core.settings import load
+from hub.migrations import MIGRATIONS
 from tests.livehub import LiveHub
 from tests.phone_audio import encode, speech_wav
 
@@ -26,7 +27,7 @@ def live(tmp_path_factory):
     base = tmp_path_factory.mktemp("live")
     hub = LiveHub(base / "data").start()
     settings = load(env={"HUB_DATA_DIR": str(hub.data_dir)})
-    ctx = open_context(settings)
+    ctx = open_context(settings, MIGRATIONS)
     accounts.add_user(ctx.db, "clerk1", "correct horse", "clerk")
     hub.ctx = ctx
     yield hub

@@ -55,11 +55,12 @@ def test_own_hosts_are_served(client):
 
 
 def test_portal_url_setting_sets_the_redirect_target(make_settings):
-    from hub.context import open_context
+    from hub.core.context import open_context
+    from hub.migrations import MIGRATIONS
     from hub.web import create_app
 
     s = make_settings(portal_url="http://10.42.0.1/")
-    client = create_app(s, context=open_context(s)).test_client()
+    client = create_app(s, context=open_context(s, MIGRATIONS)).test_client()
     r = client.get("/generate_204", headers={"Host": "connectivitycheck.gstatic.com"})
     assert r.headers["Location"] == "http://10.42.0.1/welcome"
 

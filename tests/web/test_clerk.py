@@ -142,12 +142,13 @@ def test_user_add_validates(ctx):
 
 
 def test_clerk_sets_the_clock_from_their_device(make_settings):
-    from hub.clock import Clock
-    from hub.context import open_context
+    from hub.core.clock import Clock
+    from hub.core.context import open_context
+    from hub.migrations import MIGRATIONS
     from hub.web import create_app
 
     s = make_settings()
-    c = open_context(s)
+    c = open_context(s, MIGRATIONS)
     app = create_app(s, context=c)
     client = app.test_client()
     accounts.add_user(c.db, "clerk1", "correct horse")

@@ -14,8 +14,8 @@ import time
 import pytest
 import requests
 
-from hub import db as dbmod
 from hub import feedback
+from hub.core import db as dbmod
 from tests.livehub import LiveHub
 from tests.phone_audio import encode, tone_wav
 

@@ -170,11 +170,12 @@ def test_html_renamed_as_audio_is_refused(ctx, client):
 def test_oversized_upload_gets_413(make_settings, tmp_path):
     import io
 
-    from hub.context import open_context
+    from hub.core.context import open_context
+    from hub.migrations import MIGRATIONS
     from hub.web import create_app
 
     s = make_settings(max_upload_mb=1)
-    app = create_app(s, context=open_context(s))
+    app = create_app(s, context=open_context(s, MIGRATIONS))
     client = app.test_client()
     token = csrf_from(client)
     r = client.post("/feedback", data={"csrf_token": token, "category": "other",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 
-from hub.errors import HubError
+from hub.core.errors import HubError
 
 _HANDLERS: list = []  # the ctypes callbacks must outlive the libraries that call them
 
@@ -50,6 +50,7 @@ def quiet_audio_libraries() -> None:
 def open_pyaudio():
     """A ``pyaudio.PyAudio()`` made after the libraries were quietened."""
     quiet_audio_libraries()
+    # PortAudio scans the sound cards on import: only code that plays or records pays for it
     import pyaudio
 
     return pyaudio.PyAudio()

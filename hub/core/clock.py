@@ -24,7 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hub.db import transaction, utcnow
+from hub.core.db import transaction, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.db import new_id, transaction, utcnow
-from hub.errors import DiskFull, HubError
+from hub.core.db import new_id, transaction, utcnow
+from hub.core.errors import DiskFull, HubError
 
 #: Audio container formats phones produce, as ffprobe names them.
 AUDIO_FORMATS = {
@@ -202,8 +204,6 @@ def _check_length(got: float, promised: float, what: str, dtx: bool = False) -> 
 
 
 def _duration_of_wav(path: Path) -> float:
-    import wave
-
     with wave.open(str(path), "rb") as w:
         return w.getnframes() / w.getframerate()
 
@@ -362,8 +362,6 @@ class MediaStore:
 
     def sweep(self, older_than_seconds: float = 3600) -> int:
         """Delete temp files and files of media rows that never committed (after a crash)."""
-        import time
-
         if not self.dir.is_dir():
             return 0
         known = {r["id"] for r in self.db.query("select id from media")}

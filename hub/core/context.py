@@ -5,10 +5,10 @@ from __future__ import annotations
 import secrets
 import threading
 
-from hub import db as dbmod
-from hub.clock import Clock
-from hub.db import transaction
-from hub.media import MediaStore, make_dir
+from hub.core import db as dbmod
+from hub.core.clock import Clock
+from hub.core.db import transaction
+from hub.core.media import MediaStore, make_dir
 
 
 class Context:
@@ -64,12 +64,16 @@ def state_value(db, key: str, make) -> str:
         return value
 
 
-def open_context(settings, migrate: bool = True) -> Context:
-    """Prepare the data directory and database for a daemon; check integrity first."""
+def open_context(settings, migrations: list[tuple[str, dbmod.Migration]], migrate: bool = True) -> Context:
+    """Prepare the data directory and database for a daemon; check integrity first.
+
+    *migrations* are applied when *migrate* is true; either way the database must
+    have exactly them (``hub.migrations.MIGRATIONS`` for the hub).
+    """
     make_dir(settings.media_dir)  # and the data directory, if it is missing
     ctx = Context(settings)
     dbmod.integrity_check(ctx.db)
     if migrate:
-        dbmod.migrate(ctx.db)
-    dbmod.check_schema(ctx.db)
+        dbmod.migrate(ctx.db, migrations)
+    dbmod.check_schema(ctx.db, migrations)
     return ctx

@@ -10,15 +10,19 @@ translates SIGTERM into ``quit()``.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
 
-from hub.problems import Problems
+from hub.core import settings as settings_mod
+from hub.core.errors import HubError
+from hub.core.problems import Problems
 
 log = logging.getLogger(__name__)
 
@@ -207,24 +211,31 @@ def run_together(daemons: list[Daemon], stop: threading.Event, join_timeout: flo
     return hung
 
 
+def load_settings(args: argparse.Namespace) -> settings_mod.Settings:
+    """The settings a command or daemon runs with: ``--config`` plus HUB_<NAME> variables."""
+    return settings_mod.load(args.config)
+
+
+def setup_logging(level: str = "info") -> None:
+    """One log line per event on stderr, where systemd's journal picks it up."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
 def service_main(prog: str, description: str, make: Callable, argv: list[str] | None = None) -> int:
     """The entry point of a daemon's console script, as its systemd unit runs it.
 
     Reads ``--config``, sets up logging, builds the daemon with ``make(settings)``
     and serves it; an expected failure is one line on stderr and exit 1.
     """
-    import argparse
-    import sys
-
-    from hub import settings as settings_mod
-    from hub.cli import setup_logging
-    from hub.errors import HubError
-
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--config", metavar="FILE", help="TOML settings file")
     args = parser.parse_args(argv)
     try:
-        settings = settings_mod.load(args.config)
+        settings = load_settings(args)
         setup_logging(settings.log_level)
         return serve(make(settings))
     except HubError as e:

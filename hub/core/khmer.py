@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from babel.dates import format_date, format_datetime
+from khmercut import tokenize
 
 KHMER_DIGITS = str.maketrans("0123456789", "០១២៣៤៥៦៧៨៩")
 LATIN_DIGITS = str.maketrans("០១២៣៤៥៦៧៨៩", "0123456789")
@@ -47,7 +48,6 @@ def add_break_points(text: str) -> str:
     """
     if not text or ZWSP in text or not any(is_khmer(c) for c in text):
         return text
-    from khmercut import tokenize
 
     out = []
     for line in text.split("\n"):

@@ -10,13 +10,14 @@ import sys
 from pathlib import Path
 
 SOURCE = Path("/usr/share/fonts/truetype/noto/NotoSansKhmer-Regular.ttf")
-TARGET = Path(__file__).parent / "static" / "fonts" / "NotoSansKhmer-Regular.khmer.woff2"
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = ROOT / "hub" / "web" / "static" / "fonts" / "NotoSansKhmer-Regular.khmer.woff2"
 #: Khmer, Khmer symbols, zero-width space and joiners, and the dotted circle.
 UNICODES = "U+1780-17FF,U+19E0-19FF,U+200B-200D,U+25CC"
 
 
 def main() -> int:
-    from fontTools import subset
+    from fontTools import subset  # only `make font` installs fonttools
 
     if not SOURCE.exists():
         print(f"font: {SOURCE} is missing (apt-get install fonts-noto-core)", file=sys.stderr)

@@ -1,25 +1,4 @@
-"""The ordered list of migrations. Append new ones at the end; never edit old ones.
-
-A migration is a function that takes the database and changes its schema
-inside the transaction :func:`hub.db.migrate` opens for it.
-"""
-
-from __future__ import annotations
-
-import sqlite_utils
-
-from hub import accounts
-from hub.announce.store import announce_tables
-from hub.db import run_script
-from hub.sync.outbox import migrate_sync
-from hub.voice.transcripts import voice_tables
-
-
-def core_tables(db: sqlite_utils.Database) -> None:
-    """State, accounts, media, notices, feedback and captive-portal clients."""
-    run_script(
-        db,
-        """
+-- State, media, notices, feedback, captive-portal clients and clock trust.
         create table hub_state (
             key text primary key,
             value text not null
@@ -90,15 +69,3 @@ def core_tables(db: sqlite_utils.Database) -> None:
             set_at text not null,
             offset_seconds real not null default 0
         );
-        """
-    )
-    run_script(db, accounts.TABLES_SQL)
-
-
-#: (name, function), in the order they are applied to a new database.
-MIGRATIONS: list[tuple[str, object]] = [
-    ("0001_core_tables", core_tables),
-    ("0002_sync", migrate_sync),
-    ("0004_voice", voice_tables),
-    ("0003_announce", announce_tables),
-]

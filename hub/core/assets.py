@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-_CHECKOUT_AUDIO = Path(__file__).resolve().parent.parent / "audio"
+_CHECKOUT_AUDIO = Path(__file__).resolve().parents[2] / "audio"
 
 
 def audio_dir() -> Path:

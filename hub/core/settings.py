@@ -14,8 +14,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from hub.errors import HubError
+from hub.core.errors import HubError
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("max_record_seconds", int, 120, "Longest kiosk recording."),
     S("silence_stop_seconds", float, 4.0, "A kiosk recording stops after this much silence."),
     S("kiosk_language", str, "km", "Language villagers speak at the kiosk.", choices=("km", "en", "ko")),
+    S("speech_engine", str, "vosk", "Speech recogniser the transcriber uses, by its name in hub.voice.engines.ENGINES."),
     S("model_dirs", dict, {}, "Speech model directory per language, e.g. {km = \"/var/lib/hub/models/km\"}."),
     S("transcriber_nice", int, 19, "Scheduling niceness of the transcriber, so it never starves the portal."),
     # --- sync with the central server ---
@@ -296,8 +298,6 @@ def _check(values: dict[str, Any]) -> None:
     if values["database_url"] and not values["database_url"].startswith(("postgresql://", "postgres://")):
         bad("database_url", "must start with postgresql:// (or be empty for SQLite)")
     try:
-        from zoneinfo import ZoneInfo
-
         ZoneInfo(values["timezone"])
     except Exception:
         bad("timezone", "is not a known time zone")
@@ -324,19 +324,3 @@ def markdown_table() -> str:
         desc = row["description"].replace("|", "\\|")
         lines.append(f"| `{row['name']}` | `{row['env']}` | {row['type']} | `{row['default']}` | {desc} |")
     return "\n".join(lines)
-
-
-def update_readme(path: Path = Path("README.md")) -> bool:
-    """Rewrite the README's settings table between its markers; True if it changed."""
-    start, end = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
-    text = path.read_text(encoding="utf-8")
-    head, _, rest = text.partition(start)
-    _, _, tail = rest.partition(end)
-    new = f"{head}{start}\n{markdown_table()}\n{end}{tail}"
-    if new != text:
-        path.write_text(new, encoding="utf-8")
-    return new != text
-
-
-if __name__ == "__main__":
-    print("README.md updated" if update_readme() else "README.md already up to date")

@@ -15,7 +15,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 PO = ROOT / "hub" / "translations" / "km" / "LC_MESSAGES" / "messages.po"
 METHODS = [("hub/**.py", "python"), ("hub/web/templates/**.html", "jinja2")]
 KEYWORDS = {"_": None, "gettext": None, "N_": None}

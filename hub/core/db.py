@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from hub.errors import DiskFull, HubError
+from hub.core.errors import DiskFull, HubError
 
 BUSY_TIMEOUT_MS = 10_000
 MIGRATIONS_TABLE = "_migrations"
@@ -110,7 +110,18 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+#: A migration step: changes the schema inside the transaction :func:`migrate` opens for it.
 Migration = Callable[[sqlite_utils.Database], None]
+
+
+def sql_files(*paths: Path) -> Migration:
+    """A migration step that runs these SQL files, in order."""
+
+    def run(db: sqlite_utils.Database) -> None:
+        for path in paths:
+            run_script(db, path.read_text(encoding="utf-8"))
+
+    return run
 
 
 def applied_migrations(db: sqlite_utils.Database) -> list[str]:
@@ -119,26 +130,17 @@ def applied_migrations(db: sqlite_utils.Database) -> list[str]:
     return [r["name"] for r in db.query(f"select name from {MIGRATIONS_TABLE} order by rowid")]
 
 
-def migrate(db: sqlite_utils.Database, migrations: list[tuple[str, Migration]] | None = None) -> list[str]:
+def migrate(db: sqlite_utils.Database, migrations: list[tuple[str, Migration]]) -> list[str]:
     """Apply the migrations not yet recorded; return the names applied now.
 
     Each migration runs in its own transaction together with its record, so a
     power cut leaves it either wholly applied or not at all.
     """
-    if migrations is None:
-        from hub.schema import MIGRATIONS
-
-        migrations = MIGRATIONS
     db.conn.execute(
         f"create table if not exists {MIGRATIONS_TABLE} (name text primary key, applied_at text not null)"
     )
     done = set(applied_migrations(db))
-    known = {name for name, _ in migrations}
-    unknown = done - known
-    if unknown:
-        raise StoreError(
-            f"database was written by a newer hub (unknown migrations: {', '.join(sorted(unknown))})"
-        )
+    _refuse_unknown(done, migrations)
     applied = []
     for name, fn in migrations:
         if name in done:
@@ -152,20 +154,21 @@ def migrate(db: sqlite_utils.Database, migrations: list[tuple[str, Migration]] |
     return applied
 
 
-def check_schema(db: sqlite_utils.Database) -> None:
-    """Refuse to run against a schema that is not exactly the one this code knows."""
-    from hub.schema import MIGRATIONS
-
+def check_schema(db: sqlite_utils.Database, migrations: list[tuple[str, Migration]]) -> None:
+    """Refuse to run against a schema that is not exactly the one *migrations* build."""
     done = applied_migrations(db)
-    names = [n for n, _ in MIGRATIONS]
-    unknown = set(done) - set(names)
+    _refuse_unknown(set(done), migrations)
+    missing = [n for n, _ in migrations if n not in done]
+    if missing:
+        raise StoreError(f"database needs `hub migrate` (missing: {', '.join(missing)})")
+
+
+def _refuse_unknown(done: set[str], migrations: list[tuple[str, Migration]]) -> None:
+    unknown = done - {name for name, _ in migrations}
     if unknown:
         raise StoreError(
             f"database was written by a newer hub (unknown migrations: {', '.join(sorted(unknown))})"
         )
-    missing = [n for n in names if n not in done]
-    if missing:
-        raise StoreError(f"database needs `hub migrate` (missing: {', '.join(missing)})")
 
 
 def integrity_check(db: sqlite_utils.Database) -> None:

@@ -1,0 +1,208 @@
+"""nginx in front of hub-web: the site the hub installs, and a whole nginx.conf for tests and benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hub.core.settings import SettingsError
+from hub.net.plan import HEADER, UUID_RE, validate
+from hub.web.current import STATIC_DIR
+
+# nginx: @NAME@ markers are filled in by nginx_site(); $names are nginx's own.
+_NGINX_HTTP = """\
+# @HEADER@
+# nginx in front of hub-web (gunicorn on a unix socket). Two server blocks:
+# the villagers' side on the access point's address, the staff side on every
+# other address. nginx serves /static/ and /media/ itself.
+
+upstream hub_web {
+    server unix:@SOCKET@;
+    keepalive 8;
+}
+
+# Static addresses the pages make carry ?v=<content hash>: cache those a year.
+map $arg_v $hub_static_cache {
+    ""      "public, max-age=3600";
+    default "public, max-age=31536000, immutable";
+}
+
+# An HTTP/1.0 request may have no Host; give the app the address it reached.
+map $http_host $hub_host {
+    ""      $server_addr;
+    default $http_host;
+}
+"""
+
+_NGINX_SERVER = """
+server {
+    # @SIDE_COMMENT@
+    listen @LISTEN@ default_server;
+    server_name _;
+    server_tokens off;
+    client_max_body_size @BODY_MB@m;
+    client_body_buffer_size 256k;
+
+    gzip on;
+    gzip_comp_level 5;
+    gzip_min_length 512;
+    gzip_proxied any;
+    gzip_vary on;
+    gzip_types text/css application/javascript image/svg+xml application/json
+               application/captive+json text/plain text/csv;
+@CLERK@
+    location ^~ /static/ {
+        alias @STATIC@/;
+        types { text/css css; application/javascript js; image/svg+xml svg;
+                image/png png; font/woff2 woff2; text/plain txt; }
+        default_type application/octet-stream;
+        add_header Cache-Control $hub_static_cache;
+        add_header X-Content-Type-Options nosniff;
+        access_log off;
+    }
+
+    # Fonts never change under a name: a year, even without ?v=.
+    location ^~ /static/fonts/ {
+        alias @STATIC@/fonts/;
+        types { font/woff2 woff2; text/plain txt; }
+        default_type application/octet-stream;
+        add_header Cache-Control "public, max-age=31536000, immutable";
+        add_header X-Content-Type-Options nosniff;
+        access_log off;
+    }
+
+    # Media: only the phone copies, by the names the media store makes (a UUID
+    # never reused, so cached for good). Masters and loudspeaker copies stay private.
+    location ~ "^/media/(@UUID@\\.web\\.(mp3|jpg))$" {
+        alias @MEDIA@/$1;
+        types { audio/mpeg mp3; image/jpeg jpg; }
+        default_type application/octet-stream;
+        add_header Cache-Control "public, max-age=31536000, immutable";
+        add_header X-Content-Type-Options nosniff;
+        add_header Content-Disposition inline;
+        add_header Content-Security-Policy "default-src 'none'; sandbox";
+        access_log off;
+    }
+    location /media/ {
+        return 404;
+    }
+
+    # Everything else goes to the app. @HOST_COMMENT@
+    location / {
+        proxy_pass http://hub_web;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host @HOST@;
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Hub-Side @SIDE@;
+        proxy_read_timeout 120s;
+    }
+}
+"""
+
+_NGINX_NO_CLERK = """
+    # The clerk console is not served to villagers, whatever the app thinks.
+    location ^~ /clerk {
+        return 404;
+    }
+"""
+
+
+def static_dir() -> Path:
+    return STATIC_DIR.resolve()
+
+
+def nginx_site(
+    settings,
+    villager_listen: str | None = None,
+    staff_listen: str | None = "80",
+    static: Path | None = None,
+) -> str:
+    """The nginx ``http``-level config: the upstream, and one server block per side.
+
+    *villager_listen* defaults to ``AP_ADDRESS:80``. *staff_listen* defaults
+    to port 80 on every other address (nginx picks the block by the address a
+    connection reached); None leaves the staff side out.
+    """
+    validate(settings)
+    media = Path(settings.media_dir).resolve()
+    values = {
+        "HEADER": HEADER,
+        "SOCKET": settings.web_socket,
+        "STATIC": str(static or static_dir()),
+        "MEDIA": str(media),
+        "UUID": UUID_RE,
+        "BODY_MB": str(settings.max_upload_mb + 1),
+    }
+    for name in ("STATIC", "MEDIA", "SOCKET"):
+        if any(c in values[name] for c in " ;{}\"'$#\n"):
+            raise SettingsError(f"nginx config: path {values[name]!r} has a character nginx would misread")
+
+    def fill(text: str, extra: dict[str, str]) -> str:
+        for k, v in {**values, **extra}.items():
+            text = text.replace(f"@{k}@", v)
+        return text
+
+    out = fill(_NGINX_HTTP, {})
+    out += fill(
+        _NGINX_SERVER,
+        {
+            "SIDE": "villager",
+            "LISTEN": villager_listen or f"{settings.ap_address}:80",
+            "HOST": "$hub_host",
+            "HOST_COMMENT": (
+                "The Host is kept: a foreign one\n"
+                "    # (a phone's connectivity check) is sent to the portal by the app."
+            ),
+            "SIDE_COMMENT": "Villagers' side: every Host name (the Wi-Fi's DNS sends all here).",
+            "CLERK": _NGINX_NO_CLERK,
+        },
+    )
+    if staff_listen:
+        out += fill(
+            _NGINX_SERVER,
+            {
+                "SIDE": "staff",
+                "LISTEN": staff_listen,
+                # Clerks type the hub's LAN address, which no setting can know in
+                # advance; the app must not take it for a foreign host and send
+                # them to the villagers' portal. Its redirects are relative.
+                "HOST": settings.ap_address,
+                "HOST_COMMENT": (
+                    "Clerks use whatever LAN address the hub\n"
+                    "    # got; the app gets the hub's own name so it never sends them to the portal."
+                ),
+                "SIDE_COMMENT": "Staff side: office LAN and staff Wi-Fi; the clerk console.",
+                "CLERK": "",
+            },
+        )
+    return out
+
+
+def nginx_standalone(site: Path, prefix: Path, user: str | None = None) -> str:
+    """A whole nginx.conf around *site*, with every path under *prefix*.
+
+    Debian's /etc/nginx/nginx.conf plays this part on a Pi; tests and
+    benchmarks use this one to run nginx without touching /etc or /var.
+    """
+    p = Path(prefix)
+    return f"""# nginx for a test or benchmark run, around {site}
+{f"user {user};" if user else ""}
+worker_processes 1;
+daemon off;
+pid {p}/nginx.pid;
+error_log {p}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    default_type application/octet-stream;
+    client_body_temp_path {p}/client_body;
+    proxy_temp_path {p}/proxy;
+    fastcgi_temp_path {p}/fastcgi;
+    uwsgi_temp_path {p}/uwsgi;
+    scgi_temp_path {p}/scgi;
+    include {site};
+}}
+"""
