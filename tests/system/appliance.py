@@ -382,6 +382,12 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("make appliance: needs root (mmdebstrap, mount, systemd-nspawn, ip netns)", file=sys.stderr)
         return 1
+    # Ctrl-C or a plain kill powers the appliance off, even when started in the background.
+    def power_off(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, power_off)
+    signal.signal(signal.SIGTERM, power_off)
     work = Path(tempfile.mkdtemp(prefix="hub-appliance-"))
     app = None
     try:
