@@ -10,6 +10,7 @@ import re
 import pytest
 
 from hub import accounts
+from hub.central import reports
 from hub.central.store import CentralStore
 from hub.central.web import create_central_app
 from tests.sync.procs import hub_cmd
@@ -146,10 +147,8 @@ def test_hub_central_commands(tmp_path):
 
 
 def test_export_reads_a_page_at_a_time(store, monkeypatch):
-    from hub.central import store as store_mod
-
     fill(store)
-    monkeypatch.setattr(store_mod, "EXPORT_PAGE", 2)
+    monkeypatch.setattr(reports, "EXPORT_PAGE", 2)
     out = io.StringIO()
     assert store.export("jsonl", out) == 6
     assert len({json.loads(line)["id"] for line in out.getvalue().splitlines()}) == 6
