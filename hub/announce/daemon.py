@@ -89,28 +89,17 @@ class Announcer(Daemon):
         tries again every DEVICE_RETRY_SECONDS, and meanwhile hub doctor and the
         console say what is missing. Occurrences that come due fail with the reason.
         """
+        s, pins = self.settings, self._pin_factory
         if self.amplifier is None:
-            try:
-                self.amplifier = Amplifier.from_settings(self.settings, pin_factory=self._pin_factory)
-                self.problem("amplifier", None)
-            except DeviceError as e:
-                self.problem("amplifier", f"amplifier relay: {e}")
-        if self.led is None or (self.settings.status_led_pin and self.led.pin is None):
-            try:
-                self.led = StatusLed.from_settings(self.settings, pin_factory=self._pin_factory)
-                self.problem("status_led", None)
-            except DeviceError as e:
-                self.led = self.led or StatusLed(None)  # lights nothing until the pin can be used
-                self.problem("status_led", str(e))
-        if not self.player.is_open:
-            try:
-                self.player.open()
-                self.problem("speaker", None)
-            except AudioDeviceError as e:
-                # A USB sound card may come back; each occurrence that cannot play
-                # meanwhile is recorded as failed for the clerk to see.
-                self.problem("speaker", str(e))
-                self.led.show("fault")
+            self.amplifier = self.attempt("amplifier", lambda: Amplifier.from_settings(s, pin_factory=pins),
+                                          (DeviceError,), "amplifier relay: ")
+        if self.led is None or (s.status_led_pin and self.led.pin is None):
+            led = self.attempt("status_led", lambda: StatusLed.from_settings(s, pin_factory=pins), (DeviceError,))
+            self.led = led or self.led or StatusLed(None)  # lights nothing until the pin can be used
+        # A USB sound card may come back; each occurrence that cannot play
+        # meanwhile is recorded as failed for the clerk to see.
+        if not self.player.is_open and self.attempt("speaker", self.player.open, (AudioDeviceError,)) is None:
+            self.led.show("fault")
 
     def teardown(self) -> None:
         for part in (self.amplifier, self.led, self.player):

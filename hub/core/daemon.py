@@ -94,6 +94,17 @@ class Daemon:
                 log.error("%s", text)
             self.problems.set(part, text)
 
+    def attempt(self, part: str, make: Callable[[], object], errors: tuple[type[BaseException], ...],
+                prefix: str = ""):
+        """Open *part* with *make*; on one of *errors* report it (see :meth:`problem`) and return None."""
+        try:
+            opened = make()
+        except errors as e:
+            self.problem(part, f"{prefix}{e}")
+            return None
+        self.problem(part, None)
+        return opened
+
     # --- overridden by each daemon ---
     def setup(self) -> None:
         """Open devices and the database. Runs in the daemon's own thread."""

@@ -65,19 +65,17 @@ class Recorder(Daemon):
         """
         s = self.settings
         if s.button_led_pin and self.led.pin is None:
-            try:
-                self.led = self.kiosk.led = KioskLed(s.button_led_pin, pin_factory=self.pin_factory)
-                self.problem("button_led", None)
-            except PinError as e:
-                self.problem("button_led", f"kiosk LED: {e}")
+            led = self.attempt("button_led", lambda: KioskLed(s.button_led_pin, pin_factory=self.pin_factory),
+                               (PinError,), "kiosk LED: ")
+            if led is not None:
+                self.led = self.kiosk.led = led
         if self.button is None:
-            try:
-                self.button = RecordButton(s.button_pin, self.kiosk.press, s.debounce_ms, clock=self.clock,
-                                           pin_factory=self.pin_factory)
-                self.problem("button", None)
+            self.button = self.attempt(
+                "button", lambda: RecordButton(s.button_pin, self.kiosk.press, s.debounce_ms, clock=self.clock,
+                                               pin_factory=self.pin_factory),
+                (PinError,), "record button: ")
+            if self.button is not None:
                 self.kiosk.show_idle()
-            except PinError as e:
-                self.problem("button", f"record button: {e}")
 
     def poll(self) -> None:
         if self.kiosk is not None and self.kiosk.pressed.is_set() and not self.quitting:
