@@ -16,6 +16,7 @@ from hub.announce import daemon as announce_daemon
 from hub.core import problems
 from hub.core.checks import Checkup
 from hub.doctor.services import check_services
+from tests.announce.conftest import wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore::gpiozero.exc.PinFactoryFallback")
 
@@ -33,13 +34,6 @@ def no_gpio(monkeypatch):
     Device.pin_factory = old
 
 
-def wait(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_without_pins_or_sound_card_the_announcer_runs_reports_and_recovers(
         make_settings, ctx, alsa, no_gpio, monkeypatch, tmp_path):
     from gpiozero.pins.mock import MockFactory
@@ -55,7 +49,7 @@ def test_without_pins_or_sound_card_the_announcer_runs_reports_and_recovers(
     thread = threading.Thread(target=announcer.run, daemon=True)
     thread.start()
     try:
-        wait(lambda: set(problems.current(s.data_dir).get("announcer", {})) == {"amplifier", "status_led",
+        wait_for(lambda: set(problems.current(s.data_dir).get("announcer", {})) == {"amplifier", "status_led",
                                                                              "speaker"})
         said = problems.current(s.data_dir)["announcer"]
         assert "GPIO17" in said["amplifier"]["text"] and "speaker" in said["speaker"]["text"]
@@ -68,7 +62,7 @@ def test_without_pins_or_sound_card_the_announcer_runs_reports_and_recovers(
         # The pins and the sound card appear: the same process picks them up.
         no_gpio.pin_factory = MockFactory()
         conf.write_text(alsa.conf.read_text())
-        wait(lambda: "announcer" not in problems.current(s.data_dir))
+        wait_for(lambda: "announcer" not in problems.current(s.data_dir))
         assert announcer.amplifier is not None and announcer.amplifier.fitted
         assert announcer.player.is_open and thread.is_alive()
     finally:
