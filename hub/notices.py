@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from hub.core import pagefiles
 from hub.core.db import new_id, transaction, utcnow
 from hub.core.khmer import add_break_points
 from hub.core.words import N_
@@ -78,6 +79,7 @@ def _write(ctx, how: str, row: dict, media_rows) -> None:
         for m in media_rows:
             ctx.media.discard(m["id"])
         raise
+    pagefiles.refresh(ctx)  # nginx serves no page of the old notices from now on
 
 
 def expire(ctx, notice_id: str) -> None:
@@ -85,12 +87,14 @@ def expire(ctx, notice_id: str) -> None:
     with transaction(ctx.db) as conn:
         conn.execute("update notices set expires_at = ?, updated_at = ? where id = ?",
                      (now, now, notice_id))
+    pagefiles.refresh(ctx)
 
 
 def set_pinned(ctx, notice_id: str, pinned: bool) -> None:
     with transaction(ctx.db) as conn:
         conn.execute("update notices set pinned = ?, updated_at = ? where id = ?",
                      (1 if pinned else 0, utcnow(), notice_id))
+    pagefiles.refresh(ctx)
 
 
 _SELECT = """

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hub.core.settings import SettingsError
+from hub.net import pages
 from hub.net.plan import HEADER, UUID_RE, validate
 from hub.web.current import STATIC_DIR
 
@@ -86,8 +87,9 @@ server {
         return 404;
     }
 
+@PAGES@
     # Everything else goes to the app. @HOST_COMMENT@
-    location / {
+    location @hub_web {
         proxy_pass http://hub_web;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
@@ -143,7 +145,8 @@ def nginx_site(
             text = text.replace(f"@{k}@", v)
         return text
 
-    out = fill(_NGINX_HTTP, {})
+    out = fill(_NGINX_HTTP, {}) + pages.nginx_http(settings)
+    values["PAGES"] = pages.nginx_location(settings, "@hub_web")
     out += fill(
         _NGINX_SERVER,
         {

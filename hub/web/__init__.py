@@ -20,6 +20,7 @@ from hub.web import (
     clerk_voice,
     i18n,
     media,
+    pagecache,
     portal,
     security,
 )
@@ -68,6 +69,7 @@ def create_app(settings=None, context=None) -> Flask:
     security.init_app(app)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
+    pagecache.init_app(app)
 
     @app.teardown_appcontext
     def _close(exc):

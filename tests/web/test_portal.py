@@ -122,7 +122,8 @@ def test_feedback_needs_category_and_content_in_the_villagers_language(ctx, clie
     assert ctx.db["feedback"].count == 0
 
 
-def test_post_without_csrf_token_is_refused(ctx, client):
+def test_post_without_csrf_token_is_refused(ctx, app):
+    client = app.test_client()  # no word from the browser on where the post came from
     r = client.post("/feedback", data={"category": "water", "body": "x"})
     assert r.status_code == 400
     assert ctx.db["feedback"].count == 0

@@ -1,0 +1,23 @@
+-- A version for the data the cached villager pages are made from (hub/web/pagecache.py).
+-- Triggers bump it inside the transaction of the write itself, whoever writes (the
+-- console, sync's pull, a script), so a page rendered from version N is never taken
+-- for one of version N+1.
+        create table page_versions (
+            name text primary key,
+            version integer not null
+        );
+        insert into page_versions (name, version) values ('notices', 1);
+        create trigger notices_version_insert after insert on notices begin
+            update page_versions set version = version + 1 where name = 'notices';
+        end;
+        create trigger notices_version_update after update on notices begin
+            update page_versions set version = version + 1 where name = 'notices';
+        end;
+        create trigger notices_version_delete after delete on notices begin
+            update page_versions set version = version + 1 where name = 'notices';
+        end;
+        -- The clerk's inbox lists feedback newest first, and sync's scan reads rows by
+        -- their last change; both are index walks with these.
+        create index feedback_created on feedback (created_at);
+        create index feedback_updated on feedback (updated_at);
+        create index notices_published on notices (published_at);
