@@ -92,6 +92,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("speech_engine", str, "vosk", "Speech recogniser the transcriber uses, by its name in hub.voice.engines.ENGINES."),
     S("model_dirs", dict, {}, "Speech model directory per language, e.g. {km = \"/var/lib/hub/models/km\"}."),
     S("transcriber_nice", int, 19, "Scheduling niceness of the transcriber, so it never starves the portal."),
+    S("model_idle_seconds", int, 300, "The transcriber gives its speech model's memory back after this long without work (0: at once)."),
     # --- sync with the central server ---
     S("central_url", str, "", "Address of the district or provincial server. Empty: no sync."),
     S("central_token", str, "", "This hub's token from `hub central add-hub`.", secret=True),
