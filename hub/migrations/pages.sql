@@ -16,8 +16,9 @@
         create trigger notices_version_delete after delete on notices begin
             update page_versions set version = version + 1 where name = 'notices';
         end;
-        -- The clerk's inbox lists feedback newest first, and sync's scan reads rows by
-        -- their last change; both are index walks with these.
+        -- The home list and the clerk's inbox read a page of rows in the order these
+        -- indexes hold, however many there are (make bench: "how cost grows").
+        create index notices_front on notices (urgent, pinned, published_at);
         create index feedback_created on feedback (created_at);
-        create index feedback_updated on feedback (updated_at);
-        create index notices_published on notices (published_at);
+        create index feedback_status_created on feedback (status, created_at);
+        create index feedback_category_created on feedback (category, created_at);
