@@ -16,11 +16,14 @@ The folders are 0750 and the files 0640 whatever the umask: nginx's workers
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import secrets
 import shutil
 import sqlite3
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 LIVE = "live"
 DIR_MODE = 0o750
@@ -86,7 +89,20 @@ def refresh(ctx) -> None:
     """After a committed write of notices: nginx serves no page of the old version from now on."""
     root = pages_dir(ctx.settings)
     if root.exists():
-        publish(root, read_version(ctx.db.conn))
+        try:
+            publish(root, read_version(ctx.db.conn))
+        except OSError as e:
+            # A full disk: no new folder, so no folder at all; nginx then asks the app.
+            log.warning("cached pages: %s; nginx sends every page to the app", e)
+            withdraw(root)
+
+
+def withdraw(root: Path) -> None:
+    """Take ``live`` away (a removal needs no free space): nginx sends every page to the app."""
+    try:
+        os.unlink(root / LIVE)
+    except FileNotFoundError:
+        pass
 
 
 def write_page(folder: Path, relative: str, body: bytes) -> None:
@@ -103,7 +119,14 @@ def write_page(folder: Path, relative: str, body: bytes) -> None:
         # No fsync: a page lost to a power cut is rendered again, and the SD card is spared.
         os.replace(tmp, path)
     except FileNotFoundError:
-        pass
+        pass  # the folder of a version nobody serves any more
+    except OSError as e:
+        # A full disk keeps serving notices: from the app's memory instead of a file.
+        log.warning("cached page %s not written: %s", relative, e)
+        try:
+            os.unlink(tmp)
+        except (OSError, UnboundLocalError):
+            pass
 
 
 def drop(folder: Path, relatives: list[str]) -> None:

@@ -125,7 +125,10 @@ class PageCache:
 
     def start(self, ctx) -> None:
         if self.write_files:
-            pagefiles.publish(self.root, pagefiles.read_version(ctx.db.conn), fresh=True)
+            try:
+                pagefiles.publish(self.root, pagefiles.read_version(ctx.db.conn), fresh=True)
+            except OSError:
+                pagefiles.withdraw(self.root)  # e.g. a full disk: every page from memory
 
     def get(self, version: int, language: str, key: str) -> bytes | None:
         with self.lock:
@@ -153,7 +156,10 @@ class PageCache:
             return
         live = pagefiles.live_version(self.root)
         if live is None or live[0] < version:
-            live = (version, pagefiles.publish(self.root, version))
+            try:
+                live = (version, pagefiles.publish(self.root, version))
+            except OSError:
+                return  # no room for a folder: this page is served from memory
         if live[0] != version:
             return  # rendered from an older version than nginx serves: keep it out of nginx's folder
         relative = f"{language}/{key}.html"
