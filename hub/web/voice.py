@@ -144,6 +144,7 @@ def spoken(words: list[str], label: str) -> Markup:
     src = "/voice/say/" + "-".join(words) + ".mp3"
     return Markup(
         '<div class="say" data-clips="{clips}">'
-        '<audio controls preload="none" src="{src}" aria-label="{label}"></audio>'
-        '<button class="btn alt" type="button" hidden>{icon} {label}</button></div>'
-    ).format(clips=clips, src=src, label=label, icon=icon("play"))
+        '<div class="joined"><p class="field">{listen} {label}</p>'
+        '<audio controls preload="none" src="{src}" aria-label="{label}"></audio></div>'
+        '<button class="btn alt" type="button" hidden>{play} {label}</button></div>'
+    ).format(clips=clips, src=src, label=label, listen=icon("listen"), play=icon("play"))

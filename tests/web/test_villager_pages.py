@@ -270,3 +270,10 @@ def test_nginx_error_pages_are_rendered_into_the_data_folder(ctx, app):
         assert '<html lang="km">' in html and 'lang="en"' in html, status
         assert len(html.encode()) < 30 * 1024
     assert "៥ នាទី" in (folder / "413.html").read_text(encoding="utf-8")
+
+
+def test_the_new_pages_stay_under_30_kb(ctx, client):
+    code = send(client, body="x" * 200)
+    for path in ("/welcome", f"/receipt/{code}?new=1", f"/receipt/{code}", "/mine", "/nothing", "/feedback"):
+        r = client.get(path)
+        assert len(r.data) < 30 * 1024, (path, len(r.data))

@@ -42,6 +42,7 @@
   each(document.querySelectorAll(".say"), function (box) {
     var button = box.querySelector("button");
     var fallback = box.querySelector("audio");
+    var joined = box.querySelector(".joined");
     var clips = box.getAttribute("data-clips").split(" ").map(function (c) {
       var p = c.split("|");
       return { src: p[0], mark: parseInt(p[1], 10) };
@@ -72,7 +73,7 @@
       button.setAttribute("aria-pressed", "true");
       next();
     });
-    if (fallback) { fallback.hidden = true; }
+    if (joined) { joined.hidden = true; }
     button.hidden = false;
   });
 
