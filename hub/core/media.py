@@ -361,6 +361,21 @@ class MediaStore:
         for p in self.dir.glob(f"{media_id}.*"):
             p.unlink(missing_ok=True)
 
+    def measure_images(self) -> int:
+        """Give pictures stored before sizes were kept (migration 0008) their width and height."""
+        n = 0
+        for r in list(self.db.query("select id, web_name from media where kind = 'image' and width is null")):
+            try:
+                info = probe(self.path(r["web_name"]))
+            except (HubError, OSError, ValueError):
+                continue  # a missing or broken file: the page shows it without a size, as before
+            if info.width and info.height:
+                with transaction(self.db) as conn:
+                    conn.execute("update media set width = ?, height = ? where id = ?",
+                                 (info.width, info.height, r["id"]))
+                n += 1
+        return n
+
     def sweep(self, older_than_seconds: float = 3600) -> int:
         """Delete temp files and files of media rows that never committed (after a crash)."""
         if not self.dir.is_dir():

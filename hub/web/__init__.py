@@ -54,6 +54,7 @@ def create_app(settings=None, context=None) -> Flask:
         settings = settings_mod.load()
     ctx = context or open_context(settings, MIGRATIONS)
     ctx.media.sweep()
+    ctx.media.measure_images()
 
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.config.update(

@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, abort, send_file
+from flask import Blueprint, Response, abort, send_file
 from markupsafe import Markup
 
 from hub.core.media import write_durably
@@ -31,6 +31,8 @@ WORD_RE = re.compile(r"^[a-z_0-9]+$")
 #: One second of 22 kHz mono MP3 at 40 kb/s is about 5 KB: small on a crowded Wi-Fi.
 MP3_ARGS = ["-ac", "1", "-ar", "22050", "-c:a", "libmp3lame", "-b:a", "40k"]
 GAP_SECONDS = 0.15
+#: Joined files kept; past this the oldest go (each is a few tens of KB, made again if asked).
+MAX_CACHED = 400
 
 
 def cache_dir() -> Path:
@@ -65,18 +67,30 @@ def _ffmpeg(args: list[str]) -> None:
                    check=True, capture_output=True, timeout=60)
 
 
-def _made(name: str, make) -> Path:
-    """The cached file *name*, made by ``make(path)`` into a temporary file the first time."""
+def _made(name: str, make) -> Path | bytes:
+    """The cached file *name*, made by ``make(path)`` the first time; its bytes if it cannot be kept."""
     out = cache_dir() / name
-    if not out.is_file():
-        with tempfile.TemporaryDirectory(prefix="hub-voice-") as tmp:
-            tmp_file = Path(tmp) / name
-            make(tmp_file)
+    if out.is_file():
+        return out
+    with tempfile.TemporaryDirectory(prefix="hub-voice-") as tmp:
+        tmp_file = Path(tmp) / name
+        make(tmp_file)
+        try:
             write_durably(out, source=tmp_file)
+        except OSError:
+            # A full disk refuses the cache, not the villager: the sound is sent all the same.
+            return tmp_file.read_bytes()
+    _prune(out.parent)
     return out
 
 
-def clip(key: str) -> Path:
+def _prune(folder: Path) -> None:
+    files = sorted(folder.glob("*.mp3"), key=lambda p: p.stat().st_mtime)
+    for old in files[:-MAX_CACHED]:
+        old.unlink(missing_ok=True)
+
+
+def clip(key: str) -> Path | bytes:
     version, src = _source(key)
     if not src.is_file():
         abort(404)
@@ -84,7 +98,7 @@ def clip(key: str) -> Path:
     return _made(name, lambda out: _ffmpeg(["-i", str(src), *MP3_ARGS, str(out)]))
 
 
-def joined(keys: list[str]) -> Path:
+def joined(keys: list[str]) -> Path | bytes:
     sources = [_source(k) for k in keys]
     if not all(src.is_file() for _, src in sources):
         abort(404)
@@ -104,8 +118,11 @@ def joined(keys: list[str]) -> Path:
     return _made(name, make)
 
 
-def _send(path: Path):
-    resp = send_file(path, mimetype="audio/mpeg", conditional=True)
+def _send(sound: Path | bytes):
+    if isinstance(sound, bytes):
+        resp = Response(sound, mimetype="audio/mpeg")
+    else:
+        resp = send_file(sound, mimetype="audio/mpeg", conditional=True)
     # The address names the words, not the recording: a clerk's new recording shows within the hour.
     resp.headers["Cache-Control"] = "public, max-age=3600"
     return resp

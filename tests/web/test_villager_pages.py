@@ -277,3 +277,34 @@ def test_the_new_pages_stay_under_30_kb(ctx, client):
     for path in ("/welcome", f"/receipt/{code}?new=1", f"/receipt/{code}", "/mine", "/nothing", "/feedback"):
         r = client.get(path)
         assert len(r.data) < 30 * 1024, (path, len(r.data))
+
+
+def test_pictures_stored_before_sizes_were_kept_get_them_when_the_app_starts(ctx, tmp_path):
+    from hub.web import create_app
+
+    png = tmp_path / "p.png"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=blue:s=320x200", "-frames:v", "1",
+                    str(png)], check=True)
+    image = ctx.media.prepare_image(png)
+    image.update(width=None, height=None)  # as a hub made it before migration 0008
+    nid = notices.create(ctx, {"title_km": "រូបភាព", "image_id": image["id"]}, media_rows=[image])
+    client = create_app(ctx.settings, context=ctx).test_client()
+    assert 'width="320" height="200"' in client.get(f"/notice/{nid}").get_data(as_text=True)
+
+
+def test_a_crash_in_a_page_gets_the_khmer_500_page(app):
+    @app.route("/boom")
+    def boom():
+        raise RuntimeError("boom")
+
+    r = app.test_client().get("/boom")
+    assert r.status_code == 500 and "មានបញ្ហាមួយកើតឡើងនៅលើហាប់" in r.get_data(as_text=True)
+
+
+def test_the_voice_cache_keeps_a_bounded_number_of_files(ctx, client, monkeypatch):
+    from hub.web import voice
+
+    monkeypatch.setattr(voice, "MAX_CACHED", 3)
+    for code in ("11", "12", "13", "14", "15"):
+        assert got(client, f"/voice/say/your_number_is-{code}.mp3")[0] == 200
+    assert len(list((ctx.settings.data_dir / "cache" / "voice").glob("*.mp3"))) <= 3
