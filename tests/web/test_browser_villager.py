@@ -70,6 +70,7 @@ def test_without_javascript_a_villager_records_sends_hears_the_code_and_finds_it
         assert page.locator("h1").count() == 1
         main = page.inner_text("main")
         assert "សារជាសំឡេងរបស់អ្នកបានមកដល់ហើយ៖ វែង ០:០២" in main
+        assert re.search(r"ថ្ងៃនេះ ម៉ោង [០-៩]+:[០-៩]{2} (ព្រឹក|រសៀល|ល្ងាច|យប់)", main)
         # No JavaScript: the spoken number is one joined file the phone's player plays.
         players = page.locator(".say audio")
         assert players.first.is_visible() and page.locator(".say button").first.is_hidden()
@@ -82,7 +83,7 @@ def test_without_javascript_a_villager_records_sends_hears_the_code_and_finds_it
         shot(page, artifacts, "receipt")
         # Later: "my messages on this phone" lists it with its status.
         item = feedback.by_receipt(live.ctx.db, code)
-        feedback.set_status(live.ctx, item["id"], "answered", "យើងនឹងជួសជុលផ្លូវ។")
+        feedback.set_status(live.ctx, item["id"], "answered", "យើងនឹងជួសជុលផ្លូវនៅភូមិរបស់អ្នក។ សូមអរគុណ។")
         page.goto(live.url + "/")
         page.get_by_role("link", name=re.compile("សាររបស់ខ្ញុំ")).first.click()
         page.wait_for_url(re.compile(r"/mine"))
@@ -91,7 +92,9 @@ def test_without_javascript_a_villager_records_sends_hears_the_code_and_finds_it
         shot(page, artifacts, "mine")
         card.click()
         page.wait_for_url(re.compile(rf"/receipt/{code}$"))
-        assert "យើងនឹងជួសជុលផ្លូវ" in page.inner_text("main").replace("\u200b", "")
+        reply = page.inner_text(".body")
+        assert "យើងនឹងជួសជុលផ្លូវ" in reply.replace("\u200b", "")
+        assert "\u200b" in reply and "\u200b។" not in reply  # break points, none before ។
         shot(page, artifacts, "status")
     finally:
         browser.close()
@@ -102,6 +105,9 @@ def test_with_javascript_the_recording_plays_back_before_sending_and_the_code_is
     browser = phone(playwright_instance, tmp_path, js=True)
     try:
         page = browser.new_page()
+        failed, console_errors = [], []
+        page.on("response", lambda r: failed.append((r.status, r.url)) if r.status >= 400 else None)
+        page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
         page.goto(live.url + "/feedback")
         assert page.locator("#voice-check").is_hidden()
         page.set_input_files("#voice", str(voice_file))
@@ -134,6 +140,14 @@ def test_with_javascript_the_recording_plays_back_before_sending_and_the_code_is
         assert heard == ["/voice/thank_you_number.mp3", *[f"/voice/digit_{d}.mp3" for d in code]]
         assert sorted(set(lit)) == list(range(len(code)))
         shot(page, artifacts, "receipt-js")
+        page.goto(live.url + "/mine")
+        assert page.locator(f"a.card[href='/receipt/{code}']").count() == 1
+        # The favicon, the manifest and its icons, every clip: nothing the pages asked for failed.
+        page.goto(live.url + "/")
+        manifest = page.request.get(live.url + "/manifest.webmanifest").json()
+        for i in manifest["icons"]:
+            assert page.request.get(live.url + i["src"]).status == 200
+        assert failed == [] and console_errors == [], (failed, console_errors)
     finally:
         browser.close()
 
