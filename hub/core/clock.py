@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hub.core import pagefiles
 from hub.core.db import transaction, utcnow
 
 log = logging.getLogger(__name__)
@@ -126,5 +127,6 @@ class Clock:
                 " set_at = excluded.set_at, offset_seconds = excluded.offset_seconds",
                 (source, self._boot_id(), utcnow(), offset),
             )
+        pagefiles.refresh_beside(self.db.conn)  # the cached pages' "today" follows the clock
         log.info("clock trusted from %s (correction %+.1f s)", source, offset)
         return offset

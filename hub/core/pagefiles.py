@@ -87,10 +87,20 @@ def publish(root: Path, version: int, fresh: bool = False) -> Path:
 
 def refresh(ctx) -> None:
     """After a committed write of notices: nginx serves no page of the old version from now on."""
-    root = pages_dir(ctx.settings)
+    _refresh(pages_dir(ctx.settings), ctx.db.conn)
+
+
+def refresh_beside(conn: sqlite3.Connection) -> None:
+    """:func:`refresh` for a writer that holds only a connection: the pages sit beside the database."""
+    row = conn.execute("pragma database_list").fetchone()
+    if row and row[2]:
+        _refresh(Path(row[2]).parent / "pages", conn)
+
+
+def _refresh(root: Path, conn: sqlite3.Connection) -> None:
     if root.exists():
         try:
-            publish(root, read_version(ctx.db.conn))
+            publish(root, read_version(conn))
         except OSError as e:
             # A full disk: no new folder, so no folder at all; nginx then asks the app.
             log.warning("cached pages: %s; nginx sends every page to the app", e)

@@ -12,10 +12,7 @@ from urllib.parse import urlsplit
 from hub.core import pagefiles
 from hub.core.words import LANGUAGES
 from hub.net.plan import UUID_RE
-
-#: The app's Content-Security-Policy (hub.web.create_app), for the pages nginx serves.
-CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self';"
-       " script-src 'self'; form-action 'self'; frame-ancestors 'none'")
+from hub.web.current import CSP
 
 
 def own_hosts(settings) -> list[str]:

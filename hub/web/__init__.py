@@ -11,6 +11,7 @@ from hub.core import settings as settings_mod
 from hub.core.context import open_context
 from hub.migrations import MIGRATIONS
 from hub.web import (
+    appinfo,
     captive,
     clerk,
     clerk_announcements,
@@ -18,13 +19,16 @@ from hub.web import (
     clerk_notices,
     clerk_sync,
     clerk_voice,
+    errors,
     i18n,
     media,
+    mine,
     pagecache,
     portal,
     security,
+    voice,
 )
-from hub.web.current import STATIC_DIR, static_url, static_versions
+from hub.web.current import CSP, STATIC_DIR, static_url, static_versions
 from hub.web.i18n import gettext
 from hub.web.icons import icon
 
@@ -39,6 +43,9 @@ BLUEPRINTS = (
     clerk_sync.bp,
     clerk_announcements.bp,
     clerk_voice.bp,
+    voice.bp,
+    mine.bp,
+    appinfo.bp,
 )
 
 
@@ -48,6 +55,7 @@ def create_app(settings=None, context=None) -> Flask:
         settings = settings_mod.load()
     ctx = context or open_context(settings, MIGRATIONS)
     ctx.media.sweep()
+    ctx.media.measure_images()
 
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.config.update(
@@ -67,6 +75,7 @@ def create_app(settings=None, context=None) -> Flask:
     app.extensions["static_versions"] = static_versions()
     i18n.init_app(app)
     security.init_app(app)
+    errors.init_app(app)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     pagecache.init_app(app)
@@ -82,10 +91,7 @@ def create_app(settings=None, context=None) -> Flask:
         resp.headers.setdefault("X-Frame-Options", "DENY")
         # Nothing may load from outside the hub, even if a notice's text tried.
         resp.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self';"
-            " script-src 'self'; form-action 'self'; frame-ancestors 'none'",
-        )
+            "Content-Security-Policy", CSP)
         if request.path.startswith("/clerk"):
             resp.headers["Cache-Control"] = "no-store"
         return resp
@@ -95,4 +101,5 @@ def create_app(settings=None, context=None) -> Flask:
         return {"static_url": static_url, "icon": icon,
                 "hub_name": settings.hub_name or gettext("Commune hub")}
 
+    errors.render_static_pages(app)
     return app

@@ -17,8 +17,9 @@ changes notices (migration 0009), and the writer then points nginx at an empty
 folder (``hub.notices`` calls :func:`hub.core.pagefiles.refresh`). A page is
 stored only if the version it was rendered from is still current, and only in
 that version's folder. The home list also depends on the time, through notices
-that expire: a page that lists one is taken down when the first of them
-expires. Receipt and status pages are per person and stay dynamic, as does
+that expire, and every dated page through "today" and "yesterday": a page
+is taken down when the first listed notice expires or the day ends, and the
+clock's corrections are part of the version. Receipt and status pages are per person and stay dynamic, as does
 anything with a query string other than ``?page=N``.
 
 **The language** of a cached page is chosen the way the app chooses it: the
@@ -52,8 +53,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from flask import Response, g, make_response, request
 
@@ -89,24 +92,33 @@ def _plain(name: str) -> Callable[[dict], str | None]:
     return lambda kwargs: None if request.args else name
 
 
-def _next_expiry(ctx) -> float | None:
-    """When the first listed notice expires, as a time.time() stamp, or None."""
+def _midnight(ctx) -> float:
+    """The next local midnight, as a time.time() stamp: "today" becomes "yesterday" then."""
+    now = ctx.clock.now()
+    zone = ZoneInfo(ctx.settings.timezone)
+    local = now.astimezone(zone)
+    midnight = datetime.combine(local.date() + timedelta(days=1), dtime(0), zone)
+    return time.time() + (midnight - now).total_seconds()
+
+
+def _next_expiry(ctx) -> float:
+    """When the home list changes by itself: the first listed notice expires, or the day ends."""
     now = ctx.clock.now()
     row = ctx.db.conn.execute(
         "select min(expires_at) from notices where expires_at > ?", (now.isoformat(timespec="seconds"),)
     ).fetchone()
     if not row or not row[0]:
-        return None
+        return _midnight(ctx)
     due = datetime.fromisoformat(row[0])
     if due.tzinfo is None:
         due = due.replace(tzinfo=UTC)
-    return time.time() + (due - now).total_seconds()
+    return min(_midnight(ctx), time.time() + (due - now).total_seconds())
 
 
 #: endpoint -> (cache key of this request or None, when the page stops being true or None).
 PAGES: dict[str, tuple[Callable[[dict], str | None], Callable | None]] = {
     "portal.home": (_home_key, _next_expiry),
-    "portal.notice": (_notice_key, None),
+    "portal.notice": (_notice_key, _midnight),
     "portal.feedback_form": (_plain("feedback"), None),
     "captive.welcome": (_plain("welcome"), None),
 }

@@ -189,3 +189,16 @@ def test_a_page_rendered_from_an_older_version_is_not_written(file_app):
     notices.create(ctx, {"title_km": "ខ", "title_en": "B"})
     cache.put(ctx, old_version, "km", "home", b"<p>stale</p>", None)
     assert not (pagefiles.pages_dir(ctx.settings) / "live" / "km" / "home.html").exists()
+
+
+def test_a_clock_correction_is_a_new_version_and_sync_saying_it_again_is_not(ctx, app, client):
+    notices.create(ctx, {"title_km": "ក", "title_en": "A"})
+    client.get("/")
+    version = pagefiles.read_version(ctx.db.conn)
+    ctx.clock.set_trusted_time("clerk", time.time() + 3600)  # the hub was an hour behind
+    assert pagefiles.read_version(ctx.db.conn) == version + 1
+    before = renders(app)
+    client.get("/")
+    assert renders(app) == before + 1, "the page dated by the old clock was served"
+    ctx.clock.set_trusted_time("central", time.time() + 3600.2)  # the next cycle: the same hour
+    assert pagefiles.read_version(ctx.db.conn) == version + 1
