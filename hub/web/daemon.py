@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 
 from hub.core.daemon import load_settings, setup_logging
@@ -43,10 +44,25 @@ def serve_gunicorn(settings, bind: str | None = None, workers: int = WORKERS) ->
             app = create_app(settings)
             # A SQLite connection must not cross a fork: each worker thread opens its own.
             app.config["HUB_CONTEXT"].close()
+            share_with_workers(app)
             return app
 
     HubApplication().run()
     return 0
+
+
+def share_with_workers(app) -> None:
+    """Compile every template in the arbiter and keep the garbage collector off what it built.
+
+    The workers are forked from the arbiter: what it holds they share, page by page,
+    until one of them writes to a page. Compiled templates would otherwise be built in
+    each worker, and a collection walking the arbiter's objects would touch (and so
+    copy) their pages; ``gc.freeze()`` leaves them alone.
+    """
+    for name in app.jinja_env.list_templates(extensions=["html"]):
+        app.jinja_env.get_template(name)
+    gc.collect()
+    gc.freeze()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
