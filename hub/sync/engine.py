@@ -105,8 +105,11 @@ def run_cycle(ctx, beat=lambda: None, stopping=lambda: False) -> Outcome:
             # Rejected: signed, but refused (a revoked token): still no uplink for this hub.
             out.message = str(e) if isinstance(e, BudgetExhausted) else f"not online: {e}"
             out.error = str(e)
+            if not sync_state.get_state(db, "offline_since"):
+                sync_state.set_state(db, offline_since=utcnow())  # the console says "offline since ..."
             return out
         out.online = True
+        sync_state.set_state(db, offline_since=None)
         ctx.clock.set_trusted_time("central", hello["time_estimate"])
         sync_state.set_state(db, last_online=utcnow(), central_hub_name=hello.get("hub_name", ""))
         try:
