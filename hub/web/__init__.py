@@ -16,8 +16,10 @@ from hub.web import (
     clerk_announcements,
     clerk_feedback,
     clerk_notices,
+    clerk_poster,
     clerk_sync,
     clerk_voice,
+    console,
     i18n,
     media,
     portal,
@@ -38,6 +40,8 @@ BLUEPRINTS = (
     clerk_sync.bp,
     clerk_announcements.bp,
     clerk_voice.bp,
+    clerk_poster.bp,
+    console.bp,
 )
 
 
@@ -81,7 +85,7 @@ def create_app(settings=None, context=None) -> Flask:
         # Nothing may load from outside the hub, even if a notice's text tried.
         resp.headers.setdefault(
             "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self';"
+            "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self';"
             " script-src 'self'; form-action 'self'; frame-ancestors 'none'",
         )
         if request.path.startswith("/clerk"):
