@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Flask, request
+from flask import Flask, render_template, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from hub.core import settings as settings_mod
@@ -91,6 +91,11 @@ def create_app(settings=None, context=None) -> Flask:
         if request.path.startswith("/clerk"):
             resp.headers["Cache-Control"] = "no-store"
         return resp
+
+    @app.errorhandler(404)
+    def _not_found(_error):
+        return render_template("message.html", title=gettext("This page is not on the hub"),
+                               message=gettext("The address may be old or mistyped.")), 404
 
     @app.context_processor
     def _globals():

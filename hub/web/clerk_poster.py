@@ -12,11 +12,23 @@ from flask import Blueprint, render_template
 from markupsafe import Markup
 
 from hub.sync import state as sync_state
+from hub.web.captive import portal_url
 from hub.web.current import hub_context, hub_settings
-from hub.web.i18n import in_language
+from hub.web.i18n import N_, in_language
 from hub.web.security import login_required
 
 bp = Blueprint("clerk_poster", __name__, url_prefix="/clerk/poster")
+
+#: The poster's words, each shown in Khmer with English beneath.
+WORDS = {
+    "join": N_("Scan to join the Wi-Fi"),
+    "open": N_("Scan to open the commune's page"),
+    "free": N_("No internet needed. No data is used."),
+    "read": N_("Read the notices"),
+    "listen": N_("Listen"),
+    "speak": N_("Speak: send your message"),
+    "follow": N_("Follow up with your receipt number"),
+}
 
 
 def wifi_text(ssid: str, passphrase: str | None = None) -> str:
@@ -24,11 +36,6 @@ def wifi_text(ssid: str, passphrase: str | None = None) -> str:
     if passphrase:
         return segno.helpers.make_wifi_data(ssid=ssid, password=passphrase, security="WPA")
     return segno.helpers.make_wifi_data(ssid=ssid, password=None, security="nopass")
-
-
-def portal_address(settings) -> str:
-    """The address villagers type: portal_url, else the hub's address on their Wi-Fi."""
-    return settings.portal_url or f"http://{settings.ap_address}/"
 
 
 def qr_svg(text: str, label: str) -> Markup:
@@ -48,8 +55,8 @@ def commune_name_khmer(db, settings) -> str:
 @login_required
 def poster():
     s = hub_settings()
-    address = portal_address(s)
+    address = portal_url()  # the address the captive portal sends phones to (portal_url)
     wifi = wifi_text(s.ssid)
     return render_template("clerk/poster.html", address=address, ssid=s.ssid, name=commune_name_khmer(
         hub_context().db, s), wifi_qr=qr_svg(wifi, f"Wi-Fi {s.ssid}"), portal_qr=qr_svg(address, address),
-        wifi=wifi)
+        wifi=wifi, words=WORDS)
