@@ -39,6 +39,8 @@ SHARED_WITH_CONSENT = ("name", "phone", "audio_id")
 #: The clerk's spoken reply travels like the written one; the key is sent only when there is one, so rows
 #: without it keep the fingerprint they had before spoken replies existed (no revision for nothing).
 SHARED_IF_SET = ("reply_audio_id",)
+#: Columns that never leave the commune: when a clerk first opened the item.
+STAYS_HOME = ("seen_at",)
 #: A reply to an item in these states answers it.
 UNANSWERED = ("new", "in_progress")
 

@@ -24,7 +24,7 @@ async function audit(url) {
       port: chrome.port, output: "json", logLevel: "error",
       onlyCategories: ["performance", "accessibility", "best-practices"],
       formFactor: "mobile", screenEmulation: {mobile: true, width: 412, height: 823, deviceScaleFactor: 1.75},
-      throttlingMethod: "simulate",
+      throttlingMethod: "simulate", disableFullPageScreenshot: true,
   });
 }
 
