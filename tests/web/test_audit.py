@@ -21,6 +21,7 @@ from hub.announce import store as announcements
 from hub.core.context import open_context
 from hub.core.settings import load
 from hub.migrations import MIGRATIONS
+from hub.sync.engine import run_cycle
 from hub.voice import transcripts
 from tests.conftest import ROOT
 from tests.livehub import LiveHub
@@ -50,8 +51,10 @@ def site(tmp_path_factory):
     """A live hub holding one of everything a page can show: notices, feedback with voice, replies, ..."""
     need_tools()
     base = tmp_path_factory.mktemp("audit")
-    hub = LiveHub(base / "data").start()
-    ctx = open_context(load(env={"HUB_DATA_DIR": str(hub.data_dir)}), MIGRATIONS)
+    # Sync is set up, and its server is not there (nothing listens on port 9): the sync page's offline words.
+    uplink = {"HUB_CENTRAL_URL": "http://127.0.0.1:9/", "HUB_CENTRAL_TOKEN": "t" * 40}
+    hub = LiveHub(base / "data", **uplink).start()
+    ctx = open_context(load(env={"HUB_DATA_DIR": str(hub.data_dir), **uplink}), MIGRATIONS)
     accounts.add_user(ctx.db, "clerk1", "correct horse", "clerk")
     m4a = encode(tone_wav(base / "t.wav", seconds=1.5), "m4a", base)
     png = base / "p.png"
@@ -74,6 +77,7 @@ def site(tmp_path_factory):
     announcement = announcements.create(ctx, {
         "title": "ចាក់វ៉ាក់សាំង", "audio_id": sound["id"],
         "rrule": "DTSTART;TZID=Asia/Phnom_Penh:20300101T070000\nRRULE:FREQ=WEEKLY;BYDAY=MO,TH"}, [sound])
+    run_cycle(ctx)  # offline: the sync page says since when, and how much waits
     hub.ids = {"notice": notice, "feedback": item["id"], "receipt": item["receipt"], "transcript": t["id"],
                "template": template, "announcement": announcement}
     hub.ctx = ctx
