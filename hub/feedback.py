@@ -10,7 +10,7 @@ import sqlite3
 from datetime import datetime, timedelta
 
 from hub.core.db import new_id, transaction, utcnow
-from hub.core.khmer import add_break_points, to_latin_digits
+from hub.core.khmer import add_break_points, strip_break_points, to_latin_digits
 
 #: (key, English, Khmer, icon); the order is the order shown to villagers.
 CATEGORIES = (
@@ -223,7 +223,9 @@ def _set_status(ctx, feedback_id, status, reply, reply_audio, remove_reply_audio
     now = utcnow()
     with transaction(ctx.db) as conn:
         if reply is not None:
-            reply = add_break_points(reply.strip())
+            # Stored as typed, without break points: a reply is copied into messages and
+            # spreadsheets, where a zero-width space breaks search. Pages add them when shown.
+            reply = strip_break_points(reply).strip()
             if len(reply) > MAX_TEXT:
                 raise FeedbackError("text_too_long")
             cur = conn.execute(

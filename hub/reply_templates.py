@@ -6,7 +6,7 @@ The only code that writes ``reply_templates``. Templates stay in the commune (th
 from __future__ import annotations
 
 from hub.core.db import new_id, transaction, utcnow
-from hub.core.khmer import add_break_points
+from hub.core.khmer import strip_break_points
 
 MAX_TITLE = 100
 MAX_BODY = 4000
@@ -26,7 +26,7 @@ def _checked(title: str, body: str) -> tuple[str, str]:
         raise TemplateError("needs_title_and_text")
     if len(title) > MAX_TITLE or len(body) > MAX_BODY:
         raise TemplateError("too_long")
-    return title, add_break_points(body)
+    return title, strip_break_points(body)  # stored as typed, like replies
 
 
 def all_templates(db) -> list[dict]:

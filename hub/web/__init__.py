@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Flask, render_template, request
+from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from hub.core import settings as settings_mod
 from hub.core.context import open_context
 from hub.migrations import MIGRATIONS
 from hub.web import (
+    appinfo,
     captive,
     clerk,
     clerk_announcements,
@@ -20,10 +21,13 @@ from hub.web import (
     clerk_sync,
     clerk_voice,
     console,
+    errors,
     i18n,
     media,
+    mine,
     portal,
     security,
+    voice,
 )
 from hub.web.current import STATIC_DIR, static_url, static_versions
 from hub.web.i18n import gettext
@@ -40,6 +44,9 @@ BLUEPRINTS = (
     clerk_sync.bp,
     clerk_announcements.bp,
     clerk_voice.bp,
+    voice.bp,
+    mine.bp,
+    appinfo.bp,
     clerk_poster.bp,
     console.bp,
 )
@@ -51,6 +58,7 @@ def create_app(settings=None, context=None) -> Flask:
         settings = settings_mod.load()
     ctx = context or open_context(settings, MIGRATIONS)
     ctx.media.sweep()
+    ctx.media.measure_images()
 
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.config.update(
@@ -70,6 +78,7 @@ def create_app(settings=None, context=None) -> Flask:
     app.extensions["static_versions"] = static_versions()
     i18n.init_app(app)
     security.init_app(app)
+    errors.init_app(app)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
 
@@ -92,14 +101,10 @@ def create_app(settings=None, context=None) -> Flask:
             resp.headers["Cache-Control"] = "no-store"
         return resp
 
-    @app.errorhandler(404)
-    def _not_found(_error):
-        return render_template("message.html", title=gettext("This page is not on the hub"),
-                               message=gettext("The address may be old or mistyped.")), 404
-
     @app.context_processor
     def _globals():
         return {"static_url": static_url, "icon": icon,
                 "hub_name": settings.hub_name or gettext("Commune hub")}
 
+    errors.render_static_pages(app)
     return app

@@ -311,8 +311,9 @@ def test_the_sync_page_speaks_plainly_and_counts_what_is_unsent(make_settings):
     feedback.set_status(c, first["id"], "answered", "coming")  # a revision, not yet scanned
     html = client.get("/clerk/sync/").get_data(as_text=True)
     since = datetime.fromisoformat(sync_state.get_state(c.db, "offline_since"))
-    hm = since.astimezone(ZoneInfo("Asia/Phnom_Penh")).strftime("%H:%M")
-    m = re.search(r"Offline since ([^,]+), (\d+) messages waiting; they will go when the uplink is up\.", html)
+    local = since.astimezone(ZoneInfo("Asia/Phnom_Penh"))
+    hm = f"{(local.hour % 12) or 12}:{local.minute:02d}"  # as a clock is read aloud
+    m = re.search(r"Offline since (.+?), (\d+) messages waiting; they will go when the uplink is up\.", html)
     assert m and hm in m.group(1), html[html.find("sync-summary"):][:600]
     waiting = int(m.group(2))
     assert int(re.search(r'<td id="waiting">(\d+)</td>', html).group(1)) == waiting
