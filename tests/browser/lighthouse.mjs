@@ -39,7 +39,7 @@ try {
       if (worst(again.lhr) > worst(result.lhr)) result = again;
     }
     const lhr = result.lhr;
-    const name = new URL(url).pathname.replace(/[^a-z0-9]+/gi, "-").replace(/^-|-$/g, "") || "home";
+    const name = new URL(url).pathname.split("/")[1].replace(/[^a-z0-9]+/gi, "-") || "home";
     fs.writeFileSync(path.join(outDir, `lighthouse-${name}.json`), result.report);
     summary[url] = {
       scores: Object.fromEntries(Object.entries(lhr.categories).map(([k, c]) => [k, c.score])),

@@ -34,7 +34,8 @@ TOOLS = ROOT / "tests" / "browser"
 AXE = TOOLS / "node_modules" / "axe-core" / "axe.min.js"
 #: GET endpoints that are not pages: files, feeds, redirects and machine answers.
 NOT_PAGES = {"static", "media.media_file", "captive.captive_api", "portal.set_language",
-             "clerk_feedback.export", "clerk_announcements.log_csv", "clerk_voice.default_prompt"}
+             "clerk_feedback.export", "clerk_announcements.log_csv", "clerk_voice.default_prompt",
+             "voice.say", "voice.prompt_clip", "appinfo.favicon", "appinfo.manifest"}
 #: Lighthouse's floor on each of its categories, out of 1.
 LIGHTHOUSE_FLOOR = 0.95
 
@@ -95,6 +96,7 @@ def villager_pages(ids: dict) -> dict[str, str]:
         "receipt": f"/receipt/{ids['receipt']}?new=1",
         "receipt-unknown": "/receipt/000000",
         "welcome": "/welcome",
+        "my-messages": "/mine",
         "not-found": "/notice/no-such-notice",
     }
 
@@ -212,6 +214,8 @@ def test_lighthouse_scores_at_least_95_on_a_phone_with_no_network(site, tmp_path
     for report in out.glob("lighthouse-*.json"):
         shutil.copy(report, artifacts / report.name)
     assert len(summary) == 3
+    for url, result in summary.items():
+        print(f"lighthouse {urlsplit(url).path}: {result['scores']} (runs: {result['tries']})")
     for url, result in summary.items():
         assert result["runtimeError"] is None, (url, result)
         origin = "{0.scheme}://{0.netloc}/".format(urlsplit(url))
