@@ -398,7 +398,7 @@ def test_the_dashboard_chart_has_a_name_and_a_table_of_the_same_numbers(en, ctx)
     assert 'role="img"' in svg and 'aria-label="Feedback per week and category' in svg
     assert 'aria-describedby="chart-table"' in svg
     table = re.search(r'<table id="chart-table">.*?</table>', html, re.S).group(0)
-    assert "<caption>" in table and re.search(r'<th scope="row">School</th>(<td>0</td>){7}<td>2</td>', table)
+    assert "<caption" in table and re.search(r'<th scope="row">School</th>(<td>0</td>){7}<td>2</td>', table)
 
 
 def test_no_table_has_an_empty_header(en, ctx, m4a):
