@@ -34,6 +34,7 @@ CHECKS = {
     "speech": "hub.voice.checks:check_speech",
     "uplink": "hub.sync.checks:check_uplink",
     "sync": "hub.sync.checks:check_sync",
+    "backup": "hub.backup.checks:check_backup",
 }
 
 
@@ -69,7 +70,7 @@ def register(sub) -> None:
         "doctor",
         help="check the whole hub and say what is wrong, with a fix for each problem",
         description="Checks the configuration, database, free disk, clock, Wi-Fi access point,"
-        " portal, sound devices, GPIO pins, speech models, uplink and sync. Exits 1 when a"
+        " portal, sound devices, GPIO pins, speech models, uplink, sync and the last backup. Exits 1 when a"
         " check fails.",
     )
     p.add_argument("--lang", choices=("km", "en"),
