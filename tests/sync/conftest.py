@@ -8,6 +8,7 @@ from hub.core import settings as settings_mod
 from hub.core.context import open_context
 from hub.migrations import MIGRATIONS
 from tests.sync.procs import Central, FaultProxy, base_env
+from tests.sync.standin import StandIn
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +77,18 @@ def proxy(central):
     p = FaultProxy(central.port)
     yield p
     p.close()
+
+
+@pytest.fixture
+def standin():
+    """Local HTTP stand-ins (Telegram's Bot API, a captive portal), closed at the end."""
+    made = []
+
+    def make(handler):
+        s = StandIn(handler)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
