@@ -45,9 +45,10 @@ def context(config: Path):
     return open_context(settings_mod.load(str(config), env={}), MIGRATIONS)
 
 
-@pytest.fixture
-def old_card(tmp_path):
+@pytest.fixture(scope="module")
+def old_card(tmp_path_factory):
     """A hub in use: feedback with voice and a clerk's reply, a clerk account, its own secret."""
+    tmp_path = tmp_path_factory.mktemp("old-card")
     config = make_card(tmp_path, "old", central_token="t0ken-of-the-old-hub", secret_key="s3cret-of-the-old-hub")
     ctx = context(config)
     row = ctx.media.prepare_audio(tone_wav(tmp_path / "v.wav", seconds=2))
@@ -59,7 +60,16 @@ def old_card(tmp_path):
     accounts.add_user(ctx.db, "sokha", "a long password", "clerk")
     hub_id = ctx.hub_id
     ctx.close()
+    hub(["backup", str(tmp_path / "made.tar")], config)
     return config, hub_id, [voiced, texted]
+
+
+@pytest.fixture
+def good(old_card, tmp_path):
+    """A copy of the old card's backup, for this test alone."""
+    copy = tmp_path / "good.tar"
+    copy.write_bytes((old_card[0].parent.parent / "made.tar").read_bytes())
+    return copy
 
 
 def rows(db_path: Path, sql: str) -> list[tuple]:
@@ -160,10 +170,7 @@ def cut_short(src: Path, out: Path) -> Path:
 @pytest.mark.parametrize("spoil, says", [(damaged, "does not match its checksum"),
                                           (foreign, "format 99"),
                                           (cut_short, "damaged")])
-def test_a_damaged_or_foreign_backup_is_refused_and_nothing_changes(old_card, tmp_path, spoil, says):
-    config, hub_id, _ = old_card
-    good = tmp_path / "good.tar"
-    hub(["backup", str(good)], config)
+def test_a_damaged_or_foreign_backup_is_refused_and_nothing_changes(good, tmp_path, spoil, says):
     bad = spoil(good, tmp_path / "bad.tar")
     new = make_card(tmp_path, "new")
     data = new.parent / "data"
@@ -183,18 +190,21 @@ def test_a_damaged_or_foreign_backup_is_refused_and_nothing_changes(old_card, tm
     hub(["migrate"], new)  # and the card still starts
 
 
-def test_a_hub_in_use_is_not_overwritten_without_force(old_card, tmp_path):
-    config, _, _ = old_card
-    hub(["backup", str(tmp_path / "b.tar")], config)
-    r = hub(["restore", str(tmp_path / "b.tar")], config, check=False)
+def test_a_hub_in_use_is_not_overwritten_without_force(good, tmp_path):
+    used = make_card(tmp_path, "used")
+    ctx = context(used)
+    feedback.submit(ctx, {"category": "water", "body": "this card's own message"})
+    ctx.close()
+    r = hub(["restore", str(good)], used, check=False)
     assert r.returncode == 1 and "--force" in r.stderr
-    assert hub(["restore", "--force", str(tmp_path / "b.tar")], config).returncode == 0
+    assert rows(used.parent / "data" / "hub.db", "select body from feedback") == [("this card's own message",)]
+    assert hub(["restore", "--force", str(good)], used).returncode == 0
+    assert len(rows(used.parent / "data" / "hub.db", "select body from feedback")) == 2
 
 
-def test_a_restore_cut_short_stops_the_hub_until_it_is_run_again(old_card, tmp_path, monkeypatch):
+def test_a_restore_cut_short_stops_the_hub_until_it_is_run_again(old_card, good, tmp_path, monkeypatch):
     """A power cut between the settings and the database: the hub refuses to start, a rerun completes it."""
-    config, hub_id, items = old_card
-    hub(["backup", str(tmp_path / "b.tar")], config)
+    _, hub_id, items = old_card
     new = make_card(tmp_path, "new")
     settings = settings_mod.load(str(new), env={})
 
@@ -207,23 +217,20 @@ def test_a_restore_cut_short_stops_the_hub_until_it_is_run_again(old_card, tmp_p
 
     monkeypatch.setattr(restore.os, "replace", cut)
     with pytest.raises(KeyboardInterrupt):
-        restore.restore(settings, tmp_path / "b.tar", MIGRATIONS, new)
+        restore.restore(settings, good, MIGRATIONS, new)
     monkeypatch.setattr(restore.os, "replace", real_replace)
 
     r = hub(["migrate"], new, check=False)
     assert r.returncode == 1 and "restore was interrupted" in r.stderr
-    hub(["restore", str(tmp_path / "b.tar")], new)
+    hub(["restore", str(good)], new)
     hub(["migrate"], new)
     got = rows(new.parent / "data" / "hub.db", "select receipt from feedback")
     assert sorted(r[0] for r in got) == sorted(i["receipt"] for i in items)
     assert rows(new.parent / "data" / "hub.db", "select value from hub_state where key = 'hub_id'") == [(hub_id,)]
 
 
-def test_the_archive_names_only_what_its_manifest_lists(old_card, tmp_path):
+def test_the_archive_names_only_what_its_manifest_lists(good, tmp_path):
     """A member the manifest does not list (e.g. ../../etc/passwd) is refused before it is written."""
-    config, _, _ = old_card
-    good = tmp_path / "good.tar"
-    hub(["backup", str(good)], config)
     evil = tmp_path / "evil.tar"
     import io
 
