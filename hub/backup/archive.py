@@ -89,6 +89,17 @@ def _media_names(conn: sqlite3.Connection) -> list[str]:
     return sorted(names)
 
 
+def estimated_bytes(settings) -> int:
+    """About how big a backup of this hub is now: the database and the media folder."""
+    total = 0
+    for p in (settings.db_path, Path(str(settings.db_path) + "-wal")):
+        if p.exists():
+            total += p.stat().st_size
+    if settings.media_dir.is_dir():
+        total += sum(p.stat().st_size for p in settings.media_dir.iterdir() if p.is_file())
+    return total
+
+
 def target_file(target: Path, hub_id: str) -> Path:
     """A directory (a USB stick's folder) gets a dated file name; anything else is the file itself."""
     target = Path(target)
@@ -134,7 +145,10 @@ def write(ctx, target: Path, log=lambda message: None) -> Made:
         log(f"backing up {counts.get('feedback', 0)} feedback items and {len(names) - len(missing)} media files")
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".tar", dir=path.parent)
         try:
-            os.fchmod(fd, BACKUP_MODE)
+            try:
+                os.fchmod(fd, BACKUP_MODE)
+            except PermissionError:
+                pass  # a FAT USB stick has no permissions to set (mkstemp made it 0600 where it could)
             with os.fdopen(fd, "wb") as f:
                 with tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tar:
                     data = (json.dumps(manifest, indent=1, ensure_ascii=False) + "\n").encode()

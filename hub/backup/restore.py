@@ -32,6 +32,7 @@ import tomli_w
 from hub.backup import archive
 from hub.backup.archive import BackupError
 from hub.core import db as dbmod
+from hub.core import settings as settings_mod
 from hub.core.db import utcnow
 from hub.core.media import DIR_MODE, FILE_MODE, fsync_dir, make_dir, write_durably
 
@@ -131,6 +132,11 @@ def restore(settings, backup: Path, migrations, config_path: Path | None, force:
     try:
         manifest = archive.extract_checked(Path(backup), staging)
         check_database(staging / archive.DATABASE, migrations)
+        if (staging / archive.SETTINGS).exists():
+            try:  # the same rules as at start, so a restored hub never stops on its own settings
+                settings_mod.load(str(staging / archive.SETTINGS), env={})
+            except settings_mod.SettingsError as e:
+                raise BackupError(f"the backup's settings file is not valid: {e}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,6 +87,11 @@ def send(ctx, client, out, beat=lambda: None, stopping=lambda: False) -> None:
         job = None
     if job is None:
         if s.backup_interval_hours <= 0 or not _due(db, s.backup_interval_hours):
+            return
+        need = archive.estimated_bytes(s) + s.min_free_mb * 1024 * 1024
+        if shutil.disk_usage(s.data_dir).free < need:
+            # The copy waits on the card until it is sent; it must never take the room recordings need.
+            out.extra["backup"] = "not enough free disk for the backup's copy; not made"
             return
         job = _begin(ctx)
     chunk_size = s.sync_chunk_kb * 1024

@@ -178,6 +178,8 @@ class Fleet:
         """Append a chunk of a hub's backup; when it is whole, it replaces the hub's previous one."""
         if total > MAX_BACKUP_BYTES:
             raise CentralError("the backup is too large")
+        if self.media_record(backup_id) is not None:
+            raise CentralError("this id is a media file's, not a backup's")
         self.backup_upload(hub_id, backup_id)
         result = self.append_media(hub_id, backup_id, offset, total, sha256, chunk)
         if result.get("complete") and not result.get("mismatch"):

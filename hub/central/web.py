@@ -281,7 +281,10 @@ def hubs():
 def fleet():
     """Each hub's health, newest backup and problems; the ones with problems first."""
     hubs = store().fleet(g.scope, current_app.config["HUB_SETTINGS"])
-    return render_template("central/fleet.html", hubs=hubs, problem_names=PROBLEM_NAMES)
+    page, pages = _page(), max(1, -(-len(hubs) // PER_PAGE))
+    return render_template("central/fleet.html", hubs=hubs[(page - 1) * PER_PAGE:page * PER_PAGE], total=len(hubs),
+                           with_problems=sum(1 for h in hubs if h["problems"]), page=page, pages=pages,
+                           problem_names=PROBLEM_NAMES)
 
 
 @console.route("/media/<media_id>")

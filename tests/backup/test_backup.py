@@ -162,6 +162,24 @@ def foreign(src: Path, out: Path) -> Path:
     return out
 
 
+def bad_settings(src: Path, out: Path) -> Path:
+    """A well-made archive whose settings the hub would refuse to start with."""
+    import hashlib
+    import io
+
+    with tarfile.open(src) as tar_in:
+        members = [(m, tar_in.extractfile(m).read()) for m in tar_in]
+    manifest = json.loads(members[0][1])
+    toml = b'port = 99999\n'
+    manifest["files"]["hub.toml"] = {"sha256": hashlib.sha256(toml).hexdigest(), "bytes": len(toml)}
+    with tarfile.open(out, "w") as tar_out:
+        for member, data in members:
+            data = {"manifest.json": json.dumps(manifest).encode(), "hub.toml": toml}.get(member.name, data)
+            member.size = len(data)
+            tar_out.addfile(member, io.BytesIO(data))
+    return out
+
+
 def cut_short(src: Path, out: Path) -> Path:
     out.write_bytes(src.read_bytes()[: src.stat().st_size * 2 // 3])
     return out
@@ -169,6 +187,7 @@ def cut_short(src: Path, out: Path) -> Path:
 
 @pytest.mark.parametrize("spoil, says", [(damaged, "does not match its checksum"),
                                           (foreign, "format 99"),
+                                          (bad_settings, "setting port"),
                                           (cut_short, "damaged")])
 def test_a_damaged_or_foreign_backup_is_refused_and_nothing_changes(good, tmp_path, spoil, says):
     bad = spoil(good, tmp_path / "bad.tar")

@@ -234,3 +234,14 @@ def test_the_console_shows_the_fleets_health(central, make_hub, officer):
     officer.get("/lang/km")
     page = officer.get("/fleet").get_data(as_text=True)
     assert "ស្ថានភាពហាប់" in page and "ការផ្សាយដែលខកខាន" in page
+
+
+@pytest.mark.parametrize("database_url", [""])  # the hub decides this alone
+def test_no_backup_copy_is_made_when_it_would_take_the_room_recordings_need(central, make_hub):
+    hub = make_hub(central.url, central.add_hub("kampong"), min_free_mb=10**8)
+    feedback.submit(hub.ctx, {"category": "water", "body": "the well is dry"})
+    rc, out, err = sync_once(hub.env)
+    assert rc == 0 and out["pushed"] >= 1, err
+    assert out["extra"]["backup"].startswith("not enough free disk")
+    assert not list((hub.data_dir / "backups").glob("*.tar"))
+    assert sync_state.get_state(hub.ctx.db, "backup_upload") is None
