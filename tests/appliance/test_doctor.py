@@ -104,8 +104,11 @@ def healthy(tmp_path, ko_model):
     from hub.core import db as dbmod
     from hub.core.clock import Clock
 
+    from hub.backup import archive
+
     conn = dbmod.connect(data / "hub.db")
     Clock(conn).set_trusted_time("clerk", time.time())
+    archive.record_made(conn, "local", dbmod.utcnow(), "/media/usb/hub-backup.tar")  # as `hub backup` does
     conn.conn.close()
     config = tmp_path / "hub.toml"
     config.write_text(f"""
