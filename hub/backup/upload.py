@@ -78,7 +78,20 @@ def _chunk(client, job: dict, offset: int, chunk: bytes) -> dict:
 
 
 def send(ctx, client, out, beat=lambda: None, stopping=lambda: False) -> None:
-    """Make a backup when one is due and send what the central server does not hold yet."""
+    """Make a backup when one is due and send what the central server does not hold yet.
+
+    A stop (the daemon shutting down) in the middle is no failure of the cycle:
+    the upload goes on from the central server's offset next time.
+    """
+    try:
+        _send(ctx, client, out, beat, stopping)
+    except SyncError:
+        if not stopping():
+            raise
+        out.extra["backup"] = "stopped; it goes on at the next sync"
+
+
+def _send(ctx, client, out, beat, stopping) -> None:
     s = ctx.settings
     db = ctx.db
     raw = sync_state.get_state(db, "backup_upload")

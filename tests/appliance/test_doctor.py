@@ -101,10 +101,9 @@ def healthy(tmp_path, ko_model):
     """A hub with a migrated store, a trusted clock, sound, pins, a model and a running portal."""
     data = tmp_path / "data"
     portal = LiveHub(data).start()
+    from hub.backup import archive
     from hub.core import db as dbmod
     from hub.core.clock import Clock
-
-    from hub.backup import archive
 
     conn = dbmod.connect(data / "hub.db")
     Clock(conn).set_trusted_time("clerk", time.time())

@@ -59,8 +59,8 @@ def alerts_pass(central, telegram, **settings) -> list[str]:
 def test_health_reaches_the_central_server_and_officers_hear_of_problems_once(central, make_hub, standin):
     bot = BotAPI()
     telegram = standin(bot)
-    kampong = make_hub(central.url, central.add_hub("kampong"), name="kampong", backup_interval_hours=0)
-    takeo = make_hub(central.url, central.add_hub("takeo"), name="takeo", backup_interval_hours=0)
+    kampong = make_hub(central.url, central.add_hub("kampong"), name="kampong")
+    takeo = make_hub(central.url, central.add_hub("takeo"), name="takeo")
     missed_play(kampong.ctx, datetime.now(UTC) - timedelta(hours=2))
     feedback.submit(kampong.ctx, {"category": "water", "body": "the well is dry"})
     doctor = hub_cmd(["doctor", "--json", "--lang", "en", "--timeout", "1",
@@ -137,7 +137,7 @@ def test_an_alert_telegram_refuses_is_sent_on_the_next_pass(central, make_hub, s
         return bot(method, path, headers, body)
 
     telegram = standin(flaky)
-    hub = make_hub(central.url, central.add_hub("kampong"), backup_interval_hours=0)
+    hub = make_hub(central.url, central.add_hub("kampong"))
     assert sync_once(hub.env)[0] == 0
     assert alerts_pass(central, telegram, fleet_alert_after_minutes=0, fleet_disk_low_mb=10**9) == []
     assert bot.messages == [] and telegram.calls, "Telegram was asked and refused"
@@ -147,7 +147,8 @@ def test_an_alert_telegram_refuses_is_sent_on_the_next_pass(central, make_hub, s
 
 
 def test_a_backup_goes_to_the_central_server_in_chunks_within_the_budget(central, make_hub, tmp_path):
-    hub = make_hub(central.url, central.add_hub("kampong"), sync_chunk_kb=16, sync_daily_budget_mb=0.45)
+    hub = make_hub(central.url, central.add_hub("kampong"), sync_chunk_kb=16, sync_daily_budget_mb=0.45,
+                   backup_interval_hours=24)
     row = hub.ctx.media.prepare_audio(tone_wav(tmp_path / "v.wav", seconds=6))
     item = feedback.submit(hub.ctx, {"category": "water", "body": ""}, audio_row=row)
     accounts.add_user(hub.ctx.db, "sokha", "a long password", "clerk")
@@ -219,7 +220,7 @@ def officer(central, make_settings):
 
 
 def test_the_console_shows_the_fleets_health(central, make_hub, officer):
-    hub = make_hub(central.url, central.add_hub("kampong"), backup_interval_hours=0)
+    hub = make_hub(central.url, central.add_hub("kampong"))
     missed_play(hub.ctx, datetime.now(UTC))
     assert sync_once(hub.env)[0] == 0
     central.add_hub("takeo")  # registered, never heard from
@@ -238,7 +239,7 @@ def test_the_console_shows_the_fleets_health(central, make_hub, officer):
 
 @pytest.mark.parametrize("database_url", [""])  # the hub decides this alone
 def test_no_backup_copy_is_made_when_it_would_take_the_room_recordings_need(central, make_hub):
-    hub = make_hub(central.url, central.add_hub("kampong"), min_free_mb=10**8)
+    hub = make_hub(central.url, central.add_hub("kampong"), min_free_mb=10**8, backup_interval_hours=24)
     feedback.submit(hub.ctx, {"category": "water", "body": "the well is dry"})
     rc, out, err = sync_once(hub.env)
     assert rc == 0 and out["pushed"] >= 1, err
