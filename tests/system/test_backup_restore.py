@@ -82,7 +82,8 @@ def test_a_backup_restored_onto_a_new_card_is_the_same_hub(make_appliance, tmp_p
     # The villager's receipt shows the clerk's answer; the voice plays through nginx (www-data).
     page = session().get(f"{new.portal}/receipt/{texted}", timeout=30)
     assert page.status_code == 200 and "យើងនឹងជួសជុលនៅសប្តាហ៍ក្រោយ" in page.text.replace("\u200b", "")
-    assert session().get(f"{new.portal}/receipt/{voiced}", timeout=30).status_code == 200
+    page = session().get(f"{new.portal}/receipt/{voiced}", timeout=30)
+    assert page.status_code == 200 and f"/media/{audio}" in page.text, "the receipt plays the voice back"
     clerk = clerk_session(new)  # the clerk's account came back too
     listed = MEDIA_RE.search(clerk.get(f"{new.staff}/clerk/feedback/{vid}", timeout=30).text).group(1)
     assert listed == audio
