@@ -35,6 +35,10 @@ FOLDER = "backups"
 BUDGET_RESERVE = 256 * 1024
 
 
+class NoBackups(SyncError):
+    """The central server has no backup API; the hub's other sync goes on."""
+
+
 def _due(db, hours: int) -> bool:
     last = sync_state.get_state(db, "backup_sent_at")
     if not last:
@@ -71,6 +75,8 @@ def _chunk(client, job: dict, offset: int, chunk: bytes) -> dict:
         data = json.loads(content) if content else {}
     except ValueError:
         data = {}
+    if status == 404:  # only a central server from before backups answers a PUT with 404
+        raise NoBackups("the central server takes no backups (it is an older version)")
     if status not in (200, 409, 422):
         raise Rejected(status, f"central server answered {status} for backup {job['id']}: {data.get('error', '')}")
     data["status"] = status
@@ -85,6 +91,8 @@ def send(ctx, client, out, beat=lambda: None, stopping=lambda: False) -> None:
     """
     try:
         _send(ctx, client, out, beat, stopping)
+    except NoBackups as e:
+        out.extra["backup"] = str(e)
     except SyncError:
         if not stopping():
             raise
