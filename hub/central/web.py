@@ -50,6 +50,7 @@ from hub.web.chart import stacked_bars
 from hub.web.current import static_url, static_versions
 from hub.web.i18n import N_, _, switch_language
 from hub.web.icons import icon
+from hub.web.redirects import safe_next
 from hub.web.security import csrf_token
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
@@ -160,10 +161,7 @@ def login():
             session.clear()
             session.permanent = True
             session["user_id"] = user["id"]
-            target = request.args.get("next") or ""
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("central.dashboard")
-            return redirect(target, code=303)
+            return redirect(safe_next(request.args.get("next"), url_for("central.dashboard")), code=303)
         if outcome == "locked":
             error = _("Too many failed logins. Please wait %(minutes)s minutes and try again.",
                       minutes=s.login_window_minutes)

@@ -12,6 +12,7 @@ from hub.core import problems
 from hub.web.chart import stacked_bars
 from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import N_, _
+from hub.web.redirects import safe_next
 from hub.web.security import client_address, login_required, on_staff_side
 
 bp = Blueprint("clerk", __name__, url_prefix="/clerk")
@@ -29,9 +30,7 @@ CONSOLE_MENU = [
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/clerk") and not target.startswith("//"):
-        return target
-    return url_for("clerk.dashboard")
+    return safe_next(target, url_for("clerk.dashboard"), prefix="/clerk")
 
 
 @bp.route("/login", methods=["GET", "POST"])
