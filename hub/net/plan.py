@@ -129,9 +129,6 @@ def validate(settings) -> None:
     lan = staff_lan(settings)
     if lan is not None and lan.network.overlaps(net):
         raise _bad("staff_address", settings.staff_address, f"overlaps the villagers' network {net}")
-    for n in staff_networks(settings):
-        if n.version == 4 and n.overlaps(net) and n.prefixlen >= net.prefixlen:
-            raise _bad("staff_networks", str(n), f"is inside the villagers' network {net}")
     if has_staff_wifi(settings):
         _check_ssid("staff_ssid", settings.staff_ssid)
         if settings.staff_ssid == settings.ssid:
@@ -154,6 +151,13 @@ def validate(settings) -> None:
                 settings.staff_ap_address,
                 f"overlaps the villagers' network {net}",
             )
+    _check_staff_networks(settings, net)
+
+
+def _check_staff_networks(settings, net) -> None:
+    for n in staff_networks(settings):
+        if n.version == 4 and n.overlaps(net) and n.prefixlen >= net.prefixlen:
+            raise _bad("staff_networks", str(n), f"is inside the villagers' network {net}")
 
 
 def _check_ssid(name: str, value: str) -> None:
