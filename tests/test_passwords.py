@@ -86,3 +86,13 @@ def test_hub_provision_refuses_a_weak_first_clerk_password_before_writing(tmp_pa
               stdin="sokha123456789\n")
     assert out.returncode == 1 and "user name" in out.stderr, out.stderr
     assert img.read_bytes() == b"\0" * 1024
+
+
+def test_the_list_is_installed_with_the_package():
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    globs = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]["hub"]
+    assert any(fnmatch.fnmatch(passwords.COMMON_FILE.name, g) for g in globs)
