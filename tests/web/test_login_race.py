@@ -32,13 +32,13 @@ def gunicorn(tmp_path):
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: requests.get(f"{url}/clerk/login", timeout=2).status_code == 200, 30, "gunicorn", proc)
+        wait_for(lambda: requests.get(f"{url}/clerk/login", timeout=2).status_code == 200, 90, "gunicorn", proc)
         yield url
     finally:
         stop(proc)
 
 
-def test_parallel_wrong_passwords_are_checked_at_most_limit_times(gunicorn):
+def test_parallel_wrong_passwords_are_checked_at_most_limit_times(gunicorn, tmp_path):
     sessions = []
     for _ in range(TRIES):
         s = requests.Session()
@@ -46,22 +46,25 @@ def test_parallel_wrong_passwords_are_checked_at_most_limit_times(gunicorn):
         token = CSRF_RE.search(s.get(f"{gunicorn}/clerk/login", timeout=10).text).group(1)
         sessions.append((s, token))
     start = threading.Barrier(TRIES)
-    codes: list[int] = []
+    codes: list[int | str] = []
 
     def attempt(i: int) -> None:
         s, token = sessions[i]
         start.wait()
-        r = s.post(f"{gunicorn}/clerk/login", timeout=60, allow_redirects=False,
-                   data={"username": "sokha", "password": f"guess number {i}", "csrf_token": token})
-        codes.append(r.status_code)
+        try:
+            r = s.post(f"{gunicorn}/clerk/login", timeout=120, allow_redirects=False,
+                       data={"username": "sokha", "password": f"guess number {i}", "csrf_token": token})
+            codes.append(r.status_code)
+        except requests.RequestException as e:  # shown in the assertion below, not lost in a thread
+            codes.append(repr(e))
 
     threads = [threading.Thread(target=attempt, args=(i,)) for i in range(TRIES)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(90)
-    assert len(codes) == TRIES
-    assert set(codes) <= {401, 429}, codes
+        t.join(150)
+    assert len(codes) == TRIES, codes
+    assert set(codes) <= {401, 429}, (codes, (tmp_path / "gunicorn.log").read_text()[-2000:])
     # Every password that was checked answered 401; past the limit none is checked.
     assert codes.count(401) <= LIMIT, sorted(codes)
     assert codes.count(429) >= TRIES - LIMIT
