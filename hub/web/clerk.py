@@ -87,6 +87,10 @@ def dashboard():
                            weeks=weeks, counts=counts, names=names, devices=devices)
 
 
+#: Times a clerk's device may give (2020 to 2100, as seconds since 1970): a form field outside is refused.
+CLOCK_WINDOW = (1_577_836_800, 4_102_444_800)
+
+
 @bp.route("/clock", methods=["POST"])
 @login_required
 def set_clock():
@@ -95,11 +99,15 @@ def set_clock():
     millis = request.form.get("device_epoch_ms", "").strip()
     try:
         if millis:
+            if not (millis.isascii() and millis.isdigit() and len(millis) <= 15):
+                raise ValueError(millis)
             true_time = int(millis) / 1000
         else:
             local = datetime.fromisoformat(request.form.get("local_time", ""))
             true_time = local.replace(tzinfo=ZoneInfo(hub_settings().timezone)).timestamp()
-    except ValueError:
+        if not CLOCK_WINDOW[0] <= true_time <= CLOCK_WINDOW[1]:
+            raise ValueError(true_time)
+    except (ValueError, OverflowError):
         return render_template("message.html", title=_("The time was not understood"),
                                message=_("Please enter the date and time again.")), 400
     ctx.clock.set_trusted_time("clerk", true_time)

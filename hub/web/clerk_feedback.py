@@ -7,7 +7,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from hub import feedback
 from hub.web.current import hub_context
 from hub.web.i18n import _
-from hub.web.portal import page_number
+from hub.web.portal import feedback_message, page_number
 from hub.web.security import login_required
 
 bp = Blueprint("clerk_feedback", __name__, url_prefix="/clerk/feedback")
@@ -41,8 +41,8 @@ def item(feedback_id: str):
             feedback.set_status(ctx, feedback_id, request.form.get("status", row["status"]),
                                 request.form.get("reply"))
             return redirect(url_for("clerk_feedback.item", feedback_id=feedback_id), code=303)
-        except feedback.FeedbackError:
-            error = _("That change could not be saved.")
+        except feedback.FeedbackError as e:
+            error = feedback_message(e.code) if e.code != "bad_status" else _("That change could not be saved.")
     return render_template("clerk/feedback_item.html", item=row, error=error,
                            statuses=feedback.STATUSES, names={c[0]: c for c in feedback.CATEGORIES},
                            code=feedback.format_receipt(row["receipt"]))

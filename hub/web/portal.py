@@ -6,12 +6,13 @@ import shutil
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
-from hub import feedback, notices
-from hub.core.errors import DiskFull
+from hub import feedback, limits, notices
+from hub.core.errors import Busy, DiskFull
 from hub.core.media import MediaError
 from hub.web.current import hub_context, hub_settings, lang
 from hub.web.i18n import _, switch_language
-from hub.web.uploads import media_message, prepare_audio
+from hub.web.security import client_address
+from hub.web.uploads import busy_message, media_message, prepare_audio
 
 bp = Blueprint("portal", __name__)
 
@@ -22,19 +23,28 @@ def feedback_message(code: str) -> str:
         "say_something": _("Please write a message or record your voice."),
         "text_too_long": _("Your message is too long."),
         "field_too_long": _("A name, phone or village is too long."),
+        "bad_characters": _("Your message has characters the hub cannot keep. Please type it again."),
+        "bad_phone": _("A phone number may only have digits, spaces, + and -."),
+        "no_receipt": _("The hub is busy. Please send your message again in a minute."),
+        "limited": _("You have sent many messages. Please wait an hour, or come to the commune office."),
         "disk_full": _("The hub's storage is full. Please tell the commune office; your message was not saved."),
     }.get(code, _("Something is wrong with the form."))
 
 
 #: Notices per page of the home page: a page stays well under 30 KB on a slow phone.
 NOTICES_PER_PAGE = 15
+#: Highest page number read from an address; past it a page is simply empty.
+MAX_PAGE = 10_000
+#: How long the per-address limits' windows are, in seconds.
+LIMIT_WINDOW = 3600
 
 
 def page_number() -> int:
-    try:
-        return max(1, int(request.args.get("page", "1")))
-    except ValueError:
+    """``?page=`` as a number from 1 to MAX_PAGE; anything else is page 1."""
+    text = request.args.get("page", "1")
+    if not (text.isascii() and text.isdigit()) or len(text) > 6:
         return 1
+    return min(MAX_PAGE, max(1, int(text)))
 
 
 @bp.route("/")
@@ -79,6 +89,9 @@ def feedback_submit():
         return render_template("feedback.html", categories=feedback.CATEGORIES, form=form,
                                error=message), status
 
+    if not limits.hit(hub_context().db, limits.SUBMIT, client_address(), hub_settings().feedback_per_hour,
+                      LIMIT_WINDOW):
+        return again(feedback_message("limited"), 429)
     try:
         fields = feedback.validate(form)
     except feedback.FeedbackError as e:
@@ -92,26 +105,59 @@ def feedback_submit():
     except MediaError as e:
         return again(media_message(e), 415 if e.code.startswith("not_") else 422)
     except feedback.FeedbackError as e:
-        return again(feedback_message(e.code), 400)
+        return again(feedback_message(e.code), 503 if e.code == "no_receipt" else 400)
+    except Busy:
+        return again(busy_message(), 503)
     except DiskFull:
         return again(feedback_message("disk_full"), 507)
     return redirect(url_for("portal.receipt", code=result["receipt"], new=1), code=303)
 
 
+def _receipt_refused():
+    return render_template("receipt_lookup.html", error=_(
+        "Too many wrong numbers were tried from this phone. Please wait an hour, or ask at the commune office.")), 429
+
+
+def _missed() -> None:
+    limits.hit(hub_context().db, limits.RECEIPT_MISS, client_address(), hub_settings().receipt_misses_per_hour,
+               LIMIT_WINDOW)
+
+
+def _misses_used_up() -> bool:
+    return limits.over(hub_context().db, limits.RECEIPT_MISS, client_address(),
+                       hub_settings().receipt_misses_per_hour, LIMIT_WINDOW)
+
+
 @bp.route("/receipt", methods=["GET"])
 def receipt_lookup():
-    code = feedback.normalise_receipt(request.args.get("code", ""))
-    if code:
+    typed = request.args.get("code", "")
+    code = feedback.normalise_receipt(typed)
+    if code and feedback.valid_receipt(code):
         return redirect(url_for("portal.receipt", code=code), code=303)
+    if typed.strip():
+        # A typing mistake the check digit caught: no lookup, so nothing counted against the phone.
+        return render_template("receipt_lookup.html",
+                               error=_("That is not a receipt number. Please check the digits.")), 400
     return render_template("receipt_lookup.html", error=None)
 
 
-@bp.route("/receipt/<code>")
+@bp.route("/receipt/<code>", methods=["GET", "POST"])
 def receipt(code: str):
+    """What a receipt shows: the status for the code alone; the reply once the phone number given is typed."""
+    if _misses_used_up():
+        return _receipt_refused()
     item = feedback.by_receipt(hub_context().db, code)
     if item is None:
+        _missed()
         return render_template("receipt_lookup.html",
                                error=_("No message has that receipt number. Please check the digits.")), 404
+    proof_error = None
+    shown = not feedback.needs_proof(item)
+    if request.method == "POST" and not shown:
+        shown = feedback.proves(item, request.form.get("phone", ""))
+        if not shown:
+            _missed()
+            proof_error = _("That is not the phone number given with this message.")
     return render_template("receipt.html", item=item, new=request.args.get("new") == "1",
-                           code=feedback.format_receipt(item["receipt"]),
-                           categories={c[0]: c for c in feedback.CATEGORIES})
+                           code=feedback.format_receipt(item["receipt"]), shown=shown, proof_error=proof_error,
+                           categories={c[0]: c for c in feedback.CATEGORIES}), 400 if proof_error else 200

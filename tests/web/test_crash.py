@@ -35,7 +35,7 @@ def submit_forever(url: str, voice: bytes, acked: list, stop: threading.Event, s
             r = s.post(url + "/feedback", data={"csrf_token": token, "category": "water", "body": body},
                        files=files, allow_redirects=False, timeout=10)
             if r.status_code == 303:
-                code = re.search(r"/receipt/(\d{6})", r.headers["Location"]).group(1)
+                code = re.search(r"/receipt/(\d{8})", r.headers["Location"]).group(1)
                 acked.append((code, body, files is not None))
         except (requests.RequestException, AttributeError):
             time.sleep(0.05)
