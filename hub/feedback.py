@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from hub.core import text
 from hub.core.db import new_id, transaction, utcnow
-from hub.core.khmer import add_break_points, to_latin_digits
+from hub.core.khmer import add_break_points, strip_break_points, to_latin_digits
 
 #: (key, English, Khmer, icon); the order is the order shown to villagers.
 CATEGORIES = (
@@ -232,7 +232,9 @@ def inbox(db, status: str | None = None, category: str | None = None, limit: int
 def set_status(ctx, feedback_id: str, status: str, reply: str | None = None) -> None:
     """Move an item to *status*, with the clerk's *reply* if given; a reply to an unanswered item answers it."""
     if reply is not None:
-        reply = add_break_points(_text(reply, MAX_TEXT, "text_too_long", multiline=True))
+        # Stored as typed, without break points: a reply is copied into messages and
+        # spreadsheets, where a zero-width space breaks search. Pages add them when shown.
+        reply = strip_break_points(_text(reply, MAX_TEXT, "text_too_long", multiline=True)).strip()
         if reply and status in UNANSWERED:
             status = "answered"
     if status not in STATUSES:
@@ -268,8 +270,8 @@ def export_csv(db) -> str:
     w.writerow(CSV_COLUMNS)
     for r in db.query(_SELECT + " order by f.created_at"):
         # A leading = + - @ would run as a formula in a spreadsheet.
-        w.writerow(["'" + str(v) if isinstance(v, str) and v[:1] in "=+-@" else v
-                    for v in (r[c] for c in CSV_COLUMNS)])
+        cells = [strip_break_points(v) if isinstance(v, str) else v for v in (r[c] for c in CSV_COLUMNS)]
+        w.writerow(["'" + v if isinstance(v, str) and v[:1] in "=+-@" else v for v in cells])
     return out.getvalue()
 
 

@@ -6,13 +6,16 @@ import shutil
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
-from hub import feedback, limits, notices
+from hub import feedback, notices
 from hub.core.errors import Busy, DiskFull
+from hub.core.khmer import digits
 from hub.core.media import MediaError
 from hub.web.current import hub_context, hub_settings, lang
 from hub.web.i18n import _, switch_language
-from hub.web.security import client_address
+from hub.web.mine import remember
+from hub.web.throttle import may_send, receipt_missed, receipt_misses_used_up
 from hub.web.uploads import busy_message, media_message, prepare_audio
+from hub.web.voice import spoken
 
 bp = Blueprint("portal", __name__)
 
@@ -31,12 +34,34 @@ def feedback_message(code: str) -> str:
     }.get(code, _("Something is wrong with the form."))
 
 
+@bp.app_context_processor
+def _villager_helpers():
+    s = hub_settings()
+    return {
+        "spoken": spoken,
+        "duration": duration,
+        "max_minutes": max(1, s.max_audio_seconds // 60),
+        "max_bytes": s.max_upload_mb * 1024 * 1024,
+        "too_big": _("That recording is too big. A recording may be up to %(minutes)s minutes long."
+                     " Please record a shorter message and send it again.",
+                     minutes=max(1, s.max_audio_seconds // 60)),
+    }
+
+
+def duration(ms) -> str:
+    """A recording's length as a phone shows it: 0:42, 2:05 (Khmer digits in Khmer)."""
+    seconds = round((ms or 0) / 1000)
+    return num_text(f"{seconds // 60}:{seconds % 60:02d}")
+
+
+def num_text(text: str) -> str:
+    return digits(text, lang())
+
+
 #: Notices per page of the home page: a page stays well under 30 KB on a slow phone.
 NOTICES_PER_PAGE = 15
 #: Highest page number read from an address; past it a page is simply empty.
 MAX_PAGE = 10_000
-#: How long the per-address limits' windows are, in seconds.
-LIMIT_WINDOW = 3600
 
 
 def page_number() -> int:
@@ -89,8 +114,7 @@ def feedback_submit():
         return render_template("feedback.html", categories=feedback.CATEGORIES, form=form,
                                error=message), status
 
-    if not limits.hit(hub_context().db, limits.SUBMIT, client_address(), hub_settings().feedback_per_hour,
-                      LIMIT_WINDOW):
+    if not may_send():
         return again(feedback_message("limited"), 429)
     try:
         fields = feedback.validate(form)
@@ -110,22 +134,13 @@ def feedback_submit():
         return again(busy_message(), 503)
     except DiskFull:
         return again(feedback_message("disk_full"), 507)
-    return redirect(url_for("portal.receipt", code=result["receipt"], new=1), code=303)
+    return remember(redirect(url_for("portal.receipt", code=result["receipt"], new=1), code=303),
+                    result["receipt"])
 
 
 def _receipt_refused():
     return render_template("receipt_lookup.html", error=_(
         "Too many wrong numbers were tried from this phone. Please wait an hour, or ask at the commune office.")), 429
-
-
-def _missed() -> None:
-    limits.hit(hub_context().db, limits.RECEIPT_MISS, client_address(), hub_settings().receipt_misses_per_hour,
-               LIMIT_WINDOW)
-
-
-def _misses_used_up() -> bool:
-    return limits.over(hub_context().db, limits.RECEIPT_MISS, client_address(),
-                       hub_settings().receipt_misses_per_hour, LIMIT_WINDOW)
 
 
 @bp.route("/receipt", methods=["GET"])
@@ -144,11 +159,11 @@ def receipt_lookup():
 @bp.route("/receipt/<code>", methods=["GET", "POST"])
 def receipt(code: str):
     """What a receipt shows: the status for the code alone; the reply once the phone number given is typed."""
-    if _misses_used_up():
+    if receipt_misses_used_up():
         return _receipt_refused()
     item = feedback.by_receipt(hub_context().db, code)
     if item is None:
-        _missed()
+        receipt_missed()
         return render_template("receipt_lookup.html",
                                error=_("No message has that receipt number. Please check the digits.")), 404
     proof_error = None
@@ -156,7 +171,7 @@ def receipt(code: str):
     if request.method == "POST" and not shown:
         shown = feedback.proves(item, request.form.get("phone", ""))
         if not shown:
-            _missed()
+            receipt_missed()
             proof_error = _("That is not the phone number given with this message.")
     return render_template("receipt.html", item=item, new=request.args.get("new") == "1",
                            code=feedback.format_receipt(item["receipt"]), shown=shown, proof_error=proof_error,

@@ -82,7 +82,7 @@ def test_a_receipt_is_shown_4_4_and_typed_with_or_without_space_dash_or_in_khmer
 
 
 def portal_window() -> int:
-    from hub.web.portal import LIMIT_WINDOW
+    from hub.web.throttle import LIMIT_WINDOW
 
     return LIMIT_WINDOW
 
