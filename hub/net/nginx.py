@@ -59,6 +59,7 @@ _NGINX_LIMITS_SERVER = """
     limit_conn hub_uploads @UPLOADS_AT_ONCE@;
     limit_req_status 429;
     limit_conn_status 429;
+    error_page 429 /hub-errors/429.html;
 """
 #: Uploads one address may send at the same time.
 UPLOADS_AT_ONCE = 2

@@ -36,8 +36,8 @@ def count(stack, sql: str) -> int:
 
 
 def from_nginx(r: requests.Response) -> bool:
-    """nginx's own error page, not the app's (which is a Khmer page with the hub's stylesheet)."""
-    return "<center>nginx</center>" in r.text and "csrf_token" not in r.text
+    """nginx's own 429: the hub's static page, Khmer with English beside (the app's pages are in one language)."""
+    return r.status_code == 429 and '<h2 lang="en">Too many tries from this phone</h2>' in r.text
 
 
 def test_the_rendered_limits_pass_nginx_t_with_and_without_limits(tmp_path):

@@ -140,7 +140,8 @@ def hub(tmp_path_factory):
     assert r.status_code == 303
     villager = app.test_client()
     stranger = app.test_client()  # tries the login form, so the clerk's session is never touched
-    portal_pages = ["/", "/feedback", "/receipt", f"/receipt/{item['receipt']}", f"/notice/{nid}", "/welcome"]
+    portal_pages = ["/", "/feedback", "/receipt", f"/receipt/{item['receipt']}", f"/notice/{nid}", "/welcome",
+                    "/mine"]
     console_pages = ["/clerk/", "/clerk/notices/", "/clerk/notices/new", f"/clerk/notices/{nid}/edit",
                      "/clerk/feedback/", f"/clerk/feedback/{item['id']}", "/clerk/announcements/",
                      "/clerk/announcements/new", "/clerk/announcements/week", "/clerk/announcements/log",
