@@ -9,6 +9,7 @@ import sys
 import threading
 
 from hub import accounts
+from hub.backup.restore import refuse_if_pending
 from hub.core import db as dbmod
 from hub.core.context import Context, open_context
 from hub.core.daemon import load_settings, run_together, setup_logging
@@ -77,6 +78,7 @@ def read_password(prompt: str = "Password: ") -> str:
 
 def cmd_migrate(args) -> int:
     settings = _settings(args)
+    refuse_if_pending(settings.data_dir)
     make_dir(settings.media_dir)
     ctx = Context(settings)
     dbmod.integrity_check(ctx.db)

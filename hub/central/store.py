@@ -24,6 +24,7 @@ from pathlib import Path
 from hub.central import database
 from hub.central.areas import Areas, scope_clause
 from hub.central.errors import CentralError
+from hub.central.fleet import Fleet
 from hub.central.publications import Publications
 from hub.central.reports import Reports, _record_out
 from hub.central.storage import FileStorage, MediaStorage
@@ -68,7 +69,7 @@ def _backfill_feedback_state(db) -> None:
 MIGRATION_STEPS = {"c0001_central": _accounts_tables, "c0002_areas": _backfill_feedback_state}
 
 
-class CentralStore(Areas, Publications, Reports):
+class CentralStore(Areas, Publications, Reports, Fleet):
     """Hubs, their records and media, publications, areas and officer accounts."""
 
     def __init__(self, data_dir: Path, database_url: str = "", media: MediaStorage | None = None):

@@ -41,6 +41,7 @@ from hub import feedback as fb
 from hub.central.api import MAX_CHUNK, api, sign, store
 from hub.central.areas import within
 from hub.central.errors import CentralError
+from hub.central.fleet import PROBLEM_NAMES
 from hub.central.publications import KINDS
 from hub.central.store import CentralStore
 from hub.core import settings as settings_mod
@@ -63,6 +64,7 @@ MENU = [
     ("central.transcripts", "papers", N_("Transcripts")),
     ("central.plays", "loudspeaker", N_("Playback logs")),
     ("central.hubs", "village", N_("Hubs")),
+    ("central.fleet", "sync", N_("Fleet health")),
     ("central.publish", "notice", N_("Publish")),
     ("central.export", "papers", N_("Export")),
 ]
@@ -272,6 +274,17 @@ def hubs():
     total = store().hub_count(g.scope)
     return render_template("central/hubs.html", now=time.time(), page=page, pages=max(1, -(-total // PER_PAGE)),
                            hubs=store().hubs(g.scope, limit=PER_PAGE, offset=(page - 1) * PER_PAGE), total=total)
+
+
+@console.route("/fleet")
+@login_required
+def fleet():
+    """Each hub's health, newest backup and problems; the ones with problems first."""
+    hubs = store().fleet(g.scope, current_app.config["HUB_SETTINGS"])
+    page, pages = _page(), max(1, -(-len(hubs) // PER_PAGE))
+    return render_template("central/fleet.html", hubs=hubs[(page - 1) * PER_PAGE:page * PER_PAGE], total=len(hubs),
+                           with_problems=sum(1 for h in hubs if h["problems"]), page=page, pages=pages,
+                           problem_names=PROBLEM_NAMES)
 
 
 @console.route("/media/<media_id>")

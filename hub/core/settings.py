@@ -115,11 +115,17 @@ SETTINGS: tuple[Setting, ...] = (
     S("sync_chunk_kb", int, 256, "Size of one media upload request, in kilobytes; a cut upload resends at most this much."),
     S("sync_timeout_seconds", float, 30.0, "How long to wait for the central server before a request counts as failed."),
     S("sync_max_backoff_seconds", int, 3600, "Longest wait between attempts after failures (the wait doubles from 30 s)."),
+    S("backup_interval_hours", int, 24, "How often sync sends a backup of the whole hub to the central server, in hours. 0: never."),
+    S("backup_warn_days", int, 7, "`hub doctor` warns when the newest backup is older than this many days."),
     # --- the central server (`hub central`) ---
     S("database_url", str, "", "Central server's database: postgresql://user@host/name, or empty for SQLite (central.db in data_dir)."),
     S("telegram_bot_token", str, "", "Bot token for mirroring public notices to Telegram. Empty: no mirror.", secret=True),
     S("telegram_chat_id", str, "", "The commune's Telegram channel, e.g. @mycommune."),
     S("telegram_api_url", str, "https://api.telegram.org", "Base address of the Telegram Bot API."),
+    S("fleet_chat_id", str, "", "Central server: the officers' Telegram chat for fleet alerts (sent with telegram_bot_token). Empty: no alerts."),
+    S("fleet_silent_hours", float, 24.0, "Central server: alert when a hub has not been heard from for this many hours."),
+    S("fleet_disk_low_mb", int, 300, "Central server: alert when a hub reports less free disk than this, in megabytes."),
+    S("fleet_alert_after_minutes", int, 15, "Central server: a problem must last this long before its alert is sent (debounce)."),
     # --- the appliance: Wi-Fi, captive network ---
     S("wifi_interface", str, "wlan0", "Wireless interface the villagers' access point runs on."),
     S("uplink_interface", str, "eth0", "Interface of the office line or 3G/4G dongle."),
@@ -303,6 +309,11 @@ def _check(values: dict[str, Any]) -> None:
         hh, _, mm = v.partition(":")
         if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
             bad(name, "is not a time of day like 21:00")
+    for name in ("backup_interval_hours", "backup_warn_days", "fleet_disk_low_mb", "fleet_alert_after_minutes"):
+        if values[name] < 0:
+            bad(name, "must not be negative")
+    if values["fleet_silent_hours"] <= 0:
+        bad("fleet_silent_hours", "must be greater than 0")
     for name in ("feedback_per_hour", "receipt_misses_per_hour", "receipt_lookups_per_minute", "conversion_queue"):
         if values[name] < 0:
             bad(name, "must not be negative")

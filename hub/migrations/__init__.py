@@ -25,6 +25,7 @@ STEPS: list[tuple[str, tuple[Path, ...]]] = [
     ("0004_voice", (HERE / "voice.sql",)),
     ("0003_announce", (HERE / "announce.sql",)),
     ("0008_media_size", (HERE / "media_size.sql",)),
+    ("0007_console", (HERE / "console.sql",)),
     ("0005_rate_limits", (HERE / "limits.sql",)),
 ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 
 from hub import accounts, feedback
 from hub.core import problems
@@ -25,6 +25,7 @@ CONSOLE_MENU = [
     ("clerk_announcements.index", "loudspeaker", N_("Announcements")),
     ("clerk_voice.recordings", "mic", N_("Recordings")),
     ("clerk_voice.prompts", "listen", N_("Kiosk prompts")),
+    ("clerk_poster.poster", "qr", N_("Poster")),
 ]
 
 
@@ -77,7 +78,9 @@ def dashboard():
     weeks, counts = feedback.weekly_counts(ctx.db, 8, ctx.clock.now())
     names = {c[0]: (c[2] if g.lang == "km" else c[1]) for c in feedback.CATEGORIES}
     series = [(names[k], v) for k, v in counts.items() if any(v)]
-    chart = stacked_bars([w[5:] for w in weeks], series or [(names["other"], [0] * len(weeks))])
+    chart = stacked_bars([w[5:] for w in weeks], series or [(names["other"], [0] * len(weeks))],
+                         label=_("Feedback per week and category, the last %(n)s weeks", n=len(weeks)),
+                         table_id="chart-table")
     by_status = {s: 0 for s in feedback.STATUSES}
     for r in ctx.db.query("select status, count(*) as n from feedback group by status"):
         by_status[r["status"]] = r["n"]
@@ -111,14 +114,5 @@ def set_clock():
         return render_template("message.html", title=_("The time was not understood"),
                                message=_("Please enter the date and time again.")), 400
     ctx.clock.set_trusted_time("clerk", true_time)
+    flash(_("The hub's clock is set. Scheduled announcements play on time again."), "ok")
     return redirect(_safe_next(request.form.get("next")), code=303)
-
-
-@bp.app_context_processor
-def _clock_banner():
-    if not request.path.startswith("/clerk") or g.get("user") is None:
-        return {"console_menu": CONSOLE_MENU}
-    ctx = hub_context()
-    now = ctx.clock.now().astimezone(ZoneInfo(hub_settings().timezone))
-    return {"clock_trusted": ctx.clock.trusted(), "hub_local_time": now.strftime("%Y-%m-%dT%H:%M"),
-            "console_menu": CONSOLE_MENU}

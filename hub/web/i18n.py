@@ -7,7 +7,7 @@ speaker can review it. The catalogue is read once when the app is built.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import abort, current_app, g, redirect, request
 from markupsafe import Markup
@@ -76,7 +76,9 @@ def _moment(value) -> str:
     """When something happened, as people say it: today, yesterday, morning, evening (local time)."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return khmer.format_friendly(value, hub_context().clock.now(), g.get("lang", "km"), hub_settings().timezone)
+    # The central server's console has no hub context: its "now" is its own clock.
+    now = hub_context().clock.now() if "HUB_CONTEXT" in current_app.config else datetime.now(UTC)
+    return khmer.format_friendly(value, now, g.get("lang", "km"), hub_settings().timezone)
 
 
 def switch_language(code: str):

@@ -117,7 +117,7 @@ def test_csv_export_has_every_item_and_defuses_formulas(clerk, ctx):
     assert r.mimetype == "text/csv"
     text = r.get_data(as_text=True)
     lines = [x for x in text.splitlines() if x]
-    assert len(lines) == 3 and lines[0].lstrip("\ufeff").startswith("id,receipt")
+    assert len(lines) == 3 and lines[0].lstrip("\ufeff").startswith("លេខបង្កាន់ដៃ,")
     assert "'=HYPERLINK" in text
 
 
