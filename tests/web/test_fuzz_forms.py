@@ -66,7 +66,8 @@ LIMITS = [
     ("transcripts", "verified_by", transcripts.MAX_CLERK, False),
 ]
 #: Where media rows are referred to from.
-MEDIA_REFS = [("feedback", "audio_id"), ("notices", "audio_id"), ("notices", "image_id"),
+MEDIA_REFS = [("feedback", "audio_id"), ("feedback", "reply_audio_id"),
+              ("notices", "audio_id"), ("notices", "image_id"),
               ("announcements", "audio_id"), ("transcripts", "media_id"), ("voice_prompts", "media_id")]
 
 
@@ -143,7 +144,8 @@ def hub(tmp_path_factory):
     portal_pages = ["/", "/feedback", "/receipt", f"/receipt/{item['receipt']}", f"/notice/{nid}", "/welcome",
                     "/mine"]
     console_pages = ["/clerk/", "/clerk/notices/", "/clerk/notices/new", f"/clerk/notices/{nid}/edit",
-                     "/clerk/feedback/", f"/clerk/feedback/{item['id']}", "/clerk/announcements/",
+                     "/clerk/feedback/", f"/clerk/feedback/{item['id']}", "/clerk/feedback/templates",
+                     "/clerk/announcements/",
                      "/clerk/announcements/new", "/clerk/announcements/week", "/clerk/announcements/log",
                      "/clerk/voice/", f"/clerk/voice/{tid}", "/clerk/voice/prompts", "/clerk/sync/"]
     targets = []
