@@ -21,6 +21,7 @@ from hub import __version__, notices
 from hub.announce import schedule
 from hub.announce import store as announcements
 from hub.backup import upload as backup_upload
+from hub.core.clock import ClockRefused
 from hub.core.db import utcnow
 from hub.sync import inbox, outbox
 from hub.sync import state as sync_state
@@ -112,7 +113,10 @@ def run_cycle(ctx, beat=lambda: None, stopping=lambda: False) -> Outcome:
             return out
         out.online = True
         sync_state.set_state(db, offline_since=None)
-        ctx.clock.set_trusted_time("central", hello["time_estimate"])
+        try:
+            ctx.clock.set_trusted_time("central", hello["time_estimate"])
+        except ClockRefused as e:
+            log.warning("the central server's time was refused: %s", e)
         sync_state.set_state(db, last_online=utcnow(), central_hub_name=hello.get("hub_name", ""))
         try:
             _push(ctx, client, out)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
+import math
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
 from hub import accounts, feedback
 from hub.core import problems
+from hub.core.clock import ClockRefused, parse_device_time
 from hub.web.chart import stacked_bars
 from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import N_, _
-from hub.web.security import client_address, login_required, on_staff_side
+from hub.web.redirects import safe_next
+from hub.web.security import client_address, log_in, log_out, login_required, on_staff_side
 
 bp = Blueprint("clerk", __name__, url_prefix="/clerk")
 
@@ -30,9 +31,7 @@ CONSOLE_MENU = [
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/clerk") and not target.startswith("//"):
-        return target
-    return url_for("clerk.dashboard")
+    return safe_next(target, url_for("clerk.dashboard"), prefix="/clerk")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -43,17 +42,15 @@ def login():
     status = 200
     if request.method == "POST":
         s = hub_settings()
-        outcome, user = accounts.attempt_login(
+        outcome, user, wait = accounts.attempt_login(
             hub_context().db, request.form.get("username") or "", request.form.get("password") or "",
             client_address(), s.login_attempts, s.login_window_minutes * 60)
         if outcome == "ok":
-            session.clear()
-            session.permanent = True
-            session["user_id"] = user["id"]
+            log_in(user)
             return redirect(_safe_next(request.args.get("next")), code=303)
         if outcome == "locked":
             error = _("Too many failed logins. Please wait %(minutes)s minutes and try again.",
-                      minutes=s.login_window_minutes)
+                      minutes=max(1, math.ceil(wait / 60)))
             status = 429
         else:
             error = _("Wrong name or password.")
@@ -63,7 +60,7 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    session.clear()
+    log_out()
     return redirect(url_for("clerk.login"), code=303)
 
 
@@ -90,29 +87,17 @@ def dashboard():
                            weeks=weeks, counts=counts, names=names, devices=devices)
 
 
-#: Times a clerk's device may give (2020 to 2100, as seconds since 1970): a form field outside is refused.
-CLOCK_WINDOW = (1_577_836_800, 4_102_444_800)
-
-
 @bp.route("/clock", methods=["POST"])
 @login_required
 def set_clock():
     """Trust the time the clerk's device shows (JavaScript fills it in; typed otherwise)."""
     ctx = hub_context()
-    millis = request.form.get("device_epoch_ms", "").strip()
     try:
-        if millis:
-            if not (millis.isascii() and millis.isdigit() and len(millis) <= 15):
-                raise ValueError(millis)
-            true_time = int(millis) / 1000
-        else:
-            local = datetime.fromisoformat(request.form.get("local_time", ""))
-            true_time = local.replace(tzinfo=ZoneInfo(hub_settings().timezone)).timestamp()
-        if not CLOCK_WINDOW[0] <= true_time <= CLOCK_WINDOW[1]:
-            raise ValueError(true_time)
-    except (ValueError, OverflowError):
+        true_time = parse_device_time(request.form.get("device_epoch_ms"), request.form.get("local_time"),
+                                      hub_settings().timezone)
+        ctx.clock.set_trusted_time("clerk", true_time)
+    except ClockRefused as e:
         return render_template("message.html", title=_("The time was not understood"),
-                               message=_("Please enter the date and time again.")), 400
-    ctx.clock.set_trusted_time("clerk", true_time)
+                               message=_(e.message, **e.values)), 400
     flash(_("The hub's clock is set. Scheduled announcements play on time again."), "ok")
     return redirect(_safe_next(request.form.get("next")), code=303)

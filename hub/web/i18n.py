@@ -15,6 +15,7 @@ from markupsafe import Markup
 from hub.core import khmer
 from hub.core.words import LANGUAGES, N_, load_catalog
 from hub.web.current import hub_context, hub_settings
+from hub.web.redirects import safe_next
 
 COOKIE = "lang"
 
@@ -85,9 +86,6 @@ def switch_language(code: str):
     """Remember *code* in a cookie and go back to ``?next=`` (a local path only)."""
     if code not in LANGUAGES:
         abort(404)
-    target = request.args.get("next") or "/"
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    resp = redirect(target, code=303)
+    resp = redirect(safe_next(request.args.get("next"), "/"), code=303)
     resp.set_cookie(COOKIE, code, max_age=365 * 86400, samesite="Lax", httponly=True)
     return resp
