@@ -27,6 +27,7 @@ STEPS: list[tuple[str, tuple[Path, ...]]] = [
     # 0004 first; new databases are built in the same order.
     ("0004_voice", (HERE / "voice.sql",)),
     ("0003_announce", (HERE / "announce.sql",)),
+    ("0005_rate_limits", (HERE / "limits.sql",)),
     ("0006_sessions", (SESSIONS_SQL,)),
     ("0007_console", (HERE / "console.sql",)),
     ("0008_media_size", (HERE / "media_size.sql",)),
