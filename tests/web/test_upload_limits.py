@@ -30,7 +30,10 @@ def portal(make_settings):
         settings = make_settings(**overrides)
         ctx = open_context(settings, MIGRATIONS)
         opened.append(ctx)
-        return create_app(settings, context=ctx).test_client(), ctx
+        client = create_app(settings, context=ctx).test_client()
+        # As a browser says of a form posted from the hub's own (cached) page.
+        client.environ_base["HTTP_SEC_FETCH_SITE"] = "same-origin"
+        return client, ctx
 
     yield make
     for ctx in opened:
