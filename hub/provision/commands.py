@@ -34,6 +34,9 @@ def register(sub) -> None:
                    help="make this admin account at first boot; the password is read from stdin"
                    " (or asked twice on a terminal) and never printed")
     p.add_argument("--ssh", action="store_true", help="also enable the SSH server at first boot")
+    p.add_argument("--read-only-root", action="store_true",
+                   help="keep the root file system read-only after first boot (the Debian image):"
+                   " only the data partition is written")
     p.set_defaults(func=cmd_provision)
 
     p = sub.add_parser(
@@ -62,7 +65,8 @@ def cmd_provision(args) -> int:
     clerk = None
     if args.clerk:
         clerk = (args.clerk, read_password(f"Password for {args.clerk}: "))
-    done = provision(target, Path(config), args.hostname, clerk=clerk, ssh=args.ssh)
+    done = provision(target, Path(config), args.hostname, clerk=clerk, ssh=args.ssh,
+                     readonly_root=args.read_only_root)
     print(f"{target}: wrote {', '.join(done.files)} to the boot partition"
           f" (at byte {done.offset})")
     if clerk:
