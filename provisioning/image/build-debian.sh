@@ -54,7 +54,13 @@ systemd-nspawn -q -D "$root" --register=no --keep-unit --resolv-conf=copy-host \
 	--bind="$CACHE/pip:/var/cache/hub-pip" \
 	--setenv=PIP_CACHE_DIR=/var/cache/hub-pip --setenv=PIP_CERT=/var/tmp/hub-install/ca.crt \
 	--setenv=PIP_DEFAULT_TIMEOUT=120 --setenv=PIP_DISABLE_PIP_VERSION_CHECK=1 \
-	sh /var/tmp/hub-install/install-hub.sh /var/tmp/hub-install >&2
+	sh -c 'set -e
+		# The gpio group before install-hub.sh, which adds the hub user to it.
+		getent group gpio >/dev/null || groupadd --system gpio
+		sh /var/tmp/hub-install/install-hub.sh /var/tmp/hub-install
+		# gpiozero'"'"'s pin library: Raspberry Pi OS has python3-lgpio, Debian
+		# has none; this one drives /dev/gpiochip* of the upstream kernel.
+		/opt/hub/venv/bin/pip install --quiet lgpio==0.2.2.0' >&2
 rm -rf "$root/var/tmp/hub-install" "$root/etc/resolv.conf" "$root/root/.cache"
 # What only this image needs (Raspberry Pi OS brings its own).
 cp -a "$here/files/." "$root/"
