@@ -10,8 +10,8 @@ import shutil
 
 import pytest
 
-from tests.appliance.conftest import SECTOR, run
-from tests.appliance.test_provision import HUB_TOML, PASSWORD, e2fsck, hub, mtype
+from tests.appliance.conftest import SECTOR, mtools_env, run
+from tests.appliance.test_provision import HUB_TOML, PASSWORD, e2fsck, firstboot, hub, mtype, pi_root
 
 
 def small_card(path) -> dict:
@@ -95,3 +95,28 @@ def test_a_bad_setting_stops_flash_before_the_card_is_erased(published, tmp_path
     r = hub(["flash", xz, card, "--config", config], tmp_path)
     assert r.returncode == 1 and "no_such_setting" in r.stderr, r.stderr
     assert card.read_bytes() == b"\x55" * 4096
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="first boot creates users and sets owners: root")
+def test_first_boot_installs_the_read_only_root_request_and_ssh(published, tmp_path):
+    img, _, info = published
+    card = tmp_path / "card.img"
+    shutil.copy(img, card)
+    config = tmp_path / "hub.toml"
+    config.write_text(HUB_TOML, encoding="utf-8")
+    r = hub(["provision", "--image", card, "--config", config, "--read-only-root", "--ssh"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    root = pi_root(tmp_path)
+    boot = root / "boot" / "firmware"
+    for name in ("hub", "ssh"):
+        got = run(["mcopy", "-s", "-i", f"{card}@@{info['boot_offset']}", f"::/{name}", boot], env=mtools_env())
+        assert got.returncode == 0, got.stderr
+    (root / "lib/systemd/system").mkdir(parents=True)
+    (root / "lib/systemd/system/ssh.service").write_text("[Service]\nExecStart=/bin/true\n[Install]\n"
+                                                          "WantedBy=multi-user.target\n")
+    r = firstboot(root)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (root / "etc/hub/readonly-root").is_file()
+    assert "read-only from the next boot" in r.stdout
+    assert (root / "etc/systemd/system/multi-user.target.wants/ssh.service").is_symlink()
+    assert not (boot / "ssh").exists() and not (boot / "hub").exists()
