@@ -21,7 +21,7 @@ name=${IMG_NAME:-commune-hub}
 out=${HUB_IMAGE_OUT:-$repo/build/image}
 CACHE=${HUB_IMAGE_CACHE:-/var/cache/commune-hub/image}
 BOOT_MB=256
-ROOT_FREE_MB=${HUB_IMAGE_ROOT_FREE_MB:-320}
+ROOT_FREE_MB=${HUB_IMAGE_ROOT_FREE_MB:-200}
 # Fixed identifiers: the same build gives the same partition table and labels.
 DISK_ID=0x48554231
 say() { echo "build-image: $*" >&2; }
@@ -61,9 +61,24 @@ systemd-nspawn -q -D "$root" --register=no --keep-unit --resolv-conf=copy-host \
 		# gpiozero'"'"'s pin library: Raspberry Pi OS has python3-lgpio, Debian
 		# has none; this one drives /dev/gpiochip* of the upstream kernel.
 		/opt/hub/venv/bin/pip install --quiet lgpio==0.2.2.0' >&2
-rm -rf "$root/var/tmp/hub-install" "$root/etc/resolv.conf" "$root/root/.cache"
 # What only this image needs (Raspberry Pi OS brings its own).
 cp -a "$here/files/." "$root/"
+# The compilers go (build-only.list), and the files dpkg.cfg.d/hub-image
+# leaves out of every later install.
+say "removing the build-only packages and the files the hub never uses"
+build_only=$(grep -v '^[[:space:]]*\(#\|$\)' "$here/build-only.list" | paste -sd' ')
+systemd-nspawn -q -D "$root" --register=no --keep-unit sh -c "set -e
+	DEBIAN_FRONTEND=noninteractive apt-get purge -y -q --auto-remove $build_only >/dev/null
+	rm -f /usr/lib/*/dri/* /usr/lib/*/libLLVM-*.so* /usr/lib/*/libz3.so*
+	# The access point's address on wlan0 comes from systemd-networkd (hub
+	# netconfig writes its .network file); eth0 is ifupdown's. Nothing waits
+	# for networkd to call the network online.
+	systemctl enable systemd-networkd.service
+	systemctl disable systemd-networkd-wait-online.service 2>/dev/null || true
+	ffmpeg -hide_banner -loglevel error -f lavfi -i anullsrc=d=0.1 -f null -
+	/opt/hub/venv/bin/python -c 'import pyaudio, vosk, lgpio'
+	hub --help >/dev/null" >&2
+rm -rf "$root/var/tmp/hub-install" "$root/etc/resolv.conf" "$root/root/.cache"
 
 # --- what this image is ---------------------------------------------------------------
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/pyproject.toml" | head -n1)
@@ -87,8 +102,10 @@ install -m 0644 "$work/packages" "$root/opt/hub/image-packages.txt"
 if [ "${HUB_READONLY_ROOT:-0}" = 1 ]; then
 	echo "the root is read-only after first boot (provisioning/README.md)" > "$root/etc/hub/readonly-root"
 fi
-if ! cmp -s "$root_cache.packages" "$work/packages"; then
-	say "the hub's install changed the Debian packages:"; diff "$root_cache.packages" "$work/packages" >&2 || true
+# The image's packages are the cached root's, less the build-only ones.
+if comm -13 <(LC_ALL=C sort "$root_cache.packages") <(LC_ALL=C sort "$work/packages") | grep -q .; then
+	say "the hub's install added Debian packages:"
+	comm -13 <(LC_ALL=C sort "$root_cache.packages") <(LC_ALL=C sort "$work/packages") >&2
 	exit 1
 fi
 if [ -n "${HUB_IMAGE_PACKAGES:-}" ]; then
