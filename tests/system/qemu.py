@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -61,13 +60,12 @@ class Card:
 
     def boot_file(self, name: str, dest: Path | None = None) -> bytes:
         off, _ = self.offset(1)
-        r = subprocess.run(["mtype", "-i", f"{self.path}@@{off}", f"::/{name}"], capture_output=True,
-                           env=MTOOLS, check=False)
+        dest = dest or self.path.with_name(f".{name}.boot")
+        r = subprocess.run(["mcopy", "-n", "-i", f"{self.path}@@{off}", f"::/{name}", str(dest)],
+                           capture_output=True, env=MTOOLS, check=False)
         if r.returncode != 0:
             raise BootError(f"::/{name} not on the boot partition: {r.stderr.decode()}")
-        if dest is not None:
-            dest.write_bytes(r.stdout)
-        return r.stdout
+        return dest.read_bytes()
 
     def boot_listing(self) -> str:
         off, _ = self.offset(1)
@@ -225,4 +223,4 @@ class Pi:
 
     def __exit__(self, *exc) -> None:
         self.power_cut()
-        shutil.rmtree(self.monitor, ignore_errors=True)
+        self.monitor.unlink(missing_ok=True)
