@@ -63,6 +63,10 @@ say "building a Debian $SUITE arm64 root into $root (once per package list; emul
 start=$(date +%s)
 # Documentation, manuals and other languages' messages stay out (copyright
 # files stay); no Recommends: the lists name everything the hub needs.
+# rootfs/ goes in before the kernel (the essential hook), so that the one
+# initramfs its installation makes already holds the hub's hooks and
+# scripts; raspi-firmware's settings (a conffile of it) and the rest again at
+# the end, then its hook writes config.txt and cmdline.txt with them.
 mmdebstrap --architectures=arm64 --variant=minbase \
 	--aptopt='APT::Install-Recommends "false"' \
 	--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
@@ -71,11 +75,12 @@ mmdebstrap --architectures=arm64 --variant=minbase \
 	--dpkgopt='path-exclude=/usr/share/lintian/*' \
 	--include="$(packages | paste -sd,)" \
 	--setup-hook='mkdir -p "$1/boot/firmware"' \
+	--essential-hook="cp -a '$here/rootfs/.' \"\$1/\" && rm \"\$1/etc/default/raspi-firmware\"" \
 	--customize-hook="cp -a '$here/rootfs/.' \"\$1/\"" \
 	--customize-hook='chroot "$1" ln -sf /usr/share/zoneinfo/Asia/Phnom_Penh /etc/localtime' \
 	--customize-hook='echo Asia/Phnom_Penh > "$1/etc/timezone"' \
-	--customize-hook='chroot "$1" update-initramfs -u -k all' \
 	--customize-hook='DEB_MAINT_PARAMS=configure chroot "$1" /etc/kernel/postinst.d/z50-raspi-firmware' \
+	--customize-hook='chroot "$1" lsinitramfs /boot/initrd.img-* | grep -q "hub-overlay"' \
 	--customize-hook='chroot "$1" systemctl disable ssh.service' \
 	--customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
 	--customize-hook='chroot "$1" dpkg-query -W > "$1/.packages"' \
