@@ -26,6 +26,7 @@ import argparse
 import json
 import lzma
 import os
+import re
 import shutil
 import sqlite3
 import sys
@@ -74,6 +75,9 @@ runuser -u hub -- env HUB_DATA_DIR=/var/lib/hub PATH=/opt/hub/venv/bin:/usr/bin:
 echo $? > $p/doctor.exit
 sync
 echo IMAGE-TEST-PROBE-DONE
+# The test has what it needs from this boot: switched off as a technician would.
+sleep 15
+systemctl poweroff --no-block
 """
 HUB_TOML = """hub_name = "ឃុំសាកល្បង"
 ssid = "Khum-Sakalbong"
@@ -130,36 +134,42 @@ def boot_and_probe(card: Card, work: Path, name: str, feedback: str | None = Non
     out: dict = {}
     with Pi(card, work, name, PROBE_CMDLINE) as pi:
         s = session()
-        first = None
+        first = login = None
         deadline = time.monotonic() + 1500
-        while time.monotonic() < deadline and first is None:
-            try:
-                r = s.get(pi.url("/"), timeout=10)
-                first = (pi.elapsed(), r.status_code, r.text)
-            except OSError:
-                if pi.proc.poll() is not None:
-                    raise BootError(f"QEMU ended; console:\n{pi.tail()}") from None
-                time.sleep(1)
-        if first is None:
-            raise BootError(f"the portal never answered; console:\n{pi.tail()}")
-        out["portal_s"], out["portal_status"], body = first
-        out["portal_title"] = body.split("<title>")[1].split("</title>")[0] if "<title>" in body else body[:120]
-        say(f"  [{name}] the portal first answered after {out['portal_s']:.0f} s:"
-            f" HTTP {out['portal_status']} «{out['portal_title']}» ({len(body)} bytes)")
-        out["login_s"] = pi.wait_console(r"login:", 900)
-        say(f"  [{name}] booted (login prompt) after {out['login_s']:.0f} s")
-        if feedback is not None:
-            token = csrf(s, pi.url("/feedback"))
-            r = s.post(pi.url("/feedback"), data={"csrf_token": token, "category": "water", "body": feedback},
-                       allow_redirects=False, timeout=120)
-            out["receipt"] = receipt_of(r)
-            say(f"  [{name}] feedback acknowledged, receipt {out['receipt']}")
-        pi.wait_console(r"IMAGE-TEST-PROBE-DONE", 900)
-        out["probe_s"] = pi.elapsed()
+        while time.monotonic() < deadline and (first is None or login is None):
+            if login is None and re.search(r"login: ", pi.log()):
+                login = pi.elapsed()
+                say(f"  [{name}] booted (login prompt on the serial console) after {login:.0f} s")
+            if first is None:
+                try:
+                    r = s.get(pi.url("/"), timeout=10)
+                    first = (pi.elapsed(), r.status_code, r.text)
+                    title = re.search(r"<title>(.*?)</title>", r.text, re.S)
+                    say(f"  [{name}] the portal first answered after {first[0]:.0f} s: HTTP {r.status_code}"
+                        f" «{title.group(1).strip() if title else r.text[:100]}» ({len(r.text)} bytes)")
+                    out["portal_body"] = r.text
+                    if feedback is not None:
+                        token = csrf(s, pi.url("/feedback"))
+                        r = s.post(pi.url("/feedback"), allow_redirects=False, timeout=120,
+                                   data={"csrf_token": token, "category": "water", "body": feedback})
+                        out["receipt"] = receipt_of(r)
+                        say(f"  [{name}] a villager's feedback acknowledged, receipt {out['receipt']}")
+                except OSError:
+                    pass
+            if pi.proc.poll() is not None:
+                raise BootError(f"QEMU ended; console:\n{pi.tail()}")
+            time.sleep(1)
+        if first is None or login is None:
+            raise BootError(f"no portal or no login prompt in time; console:\n{pi.tail()}")
+        out["portal_s"], out["portal_status"], out["login_s"] = first[0], first[1], login
+        startup = re.search(r"Startup finished in .*", pi.log())
+        if startup:
+            say(f"  [{name}] systemd: {startup.group(0).strip()}")
+        out["probe_s"] = pi.wait_console(r"IMAGE-TEST-PROBE-DONE", 900)
+        say(f"  [{name}] the probe (hub doctor --json) done after {out['probe_s']:.0f} s")
         out["shutdown_s"] = pi.shut_down()
-        out["log"] = pi.tail(12)
-        say(f"  [{name}] powered off {out['shutdown_s']:.0f} s after the power button;"
-            f" {pi.elapsed():.0f} s on in all")
+        out["log"] = pi.tail(15)
+        say(f"  [{name}] powered off {out['shutdown_s']:.0f} s later; {pi.elapsed():.0f} s on in all")
     return out | read_probe(card, work)
 
 
