@@ -80,7 +80,7 @@ mmdebstrap --architectures=arm64 --variant=minbase \
 	--customize-hook='chroot "$1" ln -sf /usr/share/zoneinfo/Asia/Phnom_Penh /etc/localtime' \
 	--customize-hook='echo Asia/Phnom_Penh > "$1/etc/timezone"' \
 	--customize-hook='DEB_MAINT_PARAMS=configure chroot "$1" /etc/kernel/postinst.d/z50-raspi-firmware' \
-	--customize-hook='chroot "$1" lsinitramfs /boot/initrd.img-* | grep -q "hub-overlay"' \
+	--customize-hook='chroot "$1" lsinitramfs /boot/initrd.img-* > "$1/.initramfs"; grep -q hub-overlay "$1/.initramfs"; rm "$1/.initramfs"' \
 	--customize-hook='chroot "$1" systemctl disable ssh.service' \
 	--customize-hook='rm -f "$1"/etc/ssh/ssh_host_*' \
 	--customize-hook='chroot "$1" dpkg-query -W > "$1/.packages"' \
