@@ -13,7 +13,11 @@ APT_IMAGE := dosfstools mtools e2fsprogs e2tools fdisk
 # `make image` (an arm64 root under qemu-user-static) and `make image-test` (QEMU).
 APT_IMAGE_BUILD := mmdebstrap arch-test qemu-user-static binfmt-support systemd-container xz-utils dosfstools mtools e2fsprogs fdisk git
 APT_IMAGE_TEST := $(APT_IMAGE_BUILD) qemu-system-arm curl
-APT_WEB := nginx chromium fonts-noto-core
+APT_WEB := nginx chromium fonts-noto-core zbar-tools
+# The browser tests' npm tools (axe-core, Lighthouse); installed only where no node/npm is on the PATH,
+# because a machine may have Node.js from elsewhere (whose nodejs package conflicts with Debian's npm).
+APT_NODE := nodejs npm
+NODE_TOOLS := tests/browser
 APT_BENCH := wrk
 # The booted-appliance tests: a Debian root, booted with systemd-nspawn.
 APT_SYSTEMD := systemd systemd-container mmdebstrap
@@ -32,7 +36,7 @@ help: ## List the targets
 run: system-run $(VENV)/.installed ## Set up and start the hub with demo data at http://127.0.0.1:8080/
 	HUB_PORT=$(PORT) $(BIN)/hub run --demo
 
-test: system-test $(VENV)/.installed-test ## Set up and run every test
+test: system-test $(VENV)/.installed-test $(NODE_TOOLS)/node_modules/.installed ## Set up and run every test
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: system-bench $(VENV)/.installed-test ## Print speed and memory figures side by side
@@ -61,7 +65,7 @@ image-test: system-image-test $(VENV)/.installed-test ## Boot the built image un
 	$(BIN)/python -m tests.system.image_test $(IMAGE_TEST)
 
 clean: ## Remove the venv and development data
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache $(NODE_TOOLS)/node_modules
 
 system-run:
 	@provisioning/apt-install.sh $(APT_RUN)
@@ -74,6 +78,12 @@ system-image:
 
 system-image-test:
 	@provisioning/apt-install.sh $(APT_IMAGE_TEST)
+
+# axe-core and Lighthouse at the versions (and integrity hashes) of the lockfile; npm's cache is used first.
+$(NODE_TOOLS)/node_modules/.installed: $(NODE_TOOLS)/package.json $(NODE_TOOLS)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || provisioning/apt-install.sh $(APT_NODE)
+	cd $(NODE_TOOLS) && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	touch $@
 
 system-bench:
 	@provisioning/apt-install.sh $(APT_TEST) $(APT_BENCH)
