@@ -17,7 +17,7 @@ SECONDS = float(os.environ.get("HUB_LOAD_SECONDS", "45"))
 
 
 def test_phones_kiosk_and_transcriber_together_get_no_errors_and_p95_under_2_s(tmp_path):
-    fig = load.run(tmp_path, phones=PHONES, seconds=SECONDS, think=2.0, kiosk_pause=3.0)
+    fig = load.run(tmp_path, phones=PHONES, seconds=SECONDS, think=2.0, kiosk_pause=3.0, settle=60)
     print()
     for label, value in load.rows(fig):
         print(f"  {label}: {value}")

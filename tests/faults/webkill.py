@@ -165,7 +165,7 @@ def run(tmp: Path, kills: int = 1000, phones: int = 4, whole_every: int = 10, se
             t.start()
         deadline = started + max_seconds
         while fig.kills < kills and time.monotonic() < deadline:
-            # Each kill comes once the server took a write since the last one (every fourth kill: a voice
+            # Each kill comes once the server took a write since the last one (every *voice_every*-th kill: a voice
             # message, which takes longest), while a submission is on its way, a little into it.
             done = len(acked)
             wait_for(lambda done=done: len(acked) > done, 60, "a submission acknowledged since the last kill")
