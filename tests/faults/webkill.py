@@ -22,6 +22,7 @@ import os
 import random
 import signal
 import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -142,7 +143,7 @@ def _phone_loop(web: WebStack, i: int, voice: bytes, acked: list, inflight: list
 
 
 def run(tmp: Path, kills: int = 1000, phones: int = 4, whole_every: int = 10, seed: int = 20261202,
-        max_seconds: float = 3600, pause: float = 0.5, voice_every: int = 8) -> Figures:
+        max_seconds: float = 3600, pause: float = 0.5, voice_every: int = 16) -> Figures:
     """*kills* SIGKILLs of hub-web during submissions; the figures, checked against the store."""
     tmp = Path(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
@@ -171,7 +172,7 @@ def run(tmp: Path, kills: int = 1000, phones: int = 4, whole_every: int = 10, se
             wait_for(lambda done=done: len(acked) > done, 60, "a submission acknowledged since the last kill")
             if fig.kills % voice_every == voice_every - 1:
                 voiced = sum(v for _, _, v in acked)
-                _wait(lambda voiced=voiced: sum(v for _, _, v in acked) > voiced, 15)
+                _wait(lambda voiced=voiced: sum(v for _, _, v in acked) > voiced, 8)
             wait_for(lambda: inflight[0] > 0, 60, "a submission in flight")
             time.sleep(rnd.uniform(0.0, pause))
             if (fig.kills + 1) % whole_every == 0:
@@ -182,6 +183,9 @@ def run(tmp: Path, kills: int = 1000, phones: int = 4, whole_every: int = 10, se
                 web.kill_worker(rnd)
                 fig.worker_kills += 1
             fig.kills += 1
+            if fig.kills % 100 == 0:
+                print(f"  ... {fig.kills} kills, {len(acked)} acknowledged, {time.monotonic() - started:.0f} s",
+                      file=sys.stderr, flush=True)
         stop.set()
         for t in threads:
             t.join(90)
