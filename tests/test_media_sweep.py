@@ -70,7 +70,7 @@ def test_files_of_a_writer_killed_before_its_commit_are_swept_at_once(ctx, clip)
     removed = ctx.media.sweep()
     assert files_of(ctx, media_id) == [], "a dead writer's files were kept"
     assert removed == 3
-    assert not (ctx.media.claims_dir / media_id).exists()
+    assert not (ctx.media.claims.dir / media_id).exists()
 
 
 def test_files_a_living_process_is_still_writing_are_kept(ctx, clip):
@@ -91,7 +91,7 @@ def test_files_a_living_process_is_still_writing_are_kept(ctx, clip):
     # Its claim ended with the process; the next sweep removes the claim file, the files stay.
     assert ctx.media.sweep() == 0
     assert files_of(ctx, media_id) == before
-    assert not (ctx.media.claims_dir / media_id).exists()
+    assert not (ctx.media.claims.dir / media_id).exists()
 
 
 def test_files_without_a_claim_go_only_when_old(ctx):
@@ -113,5 +113,5 @@ def test_an_item_stored_in_this_process_leaves_no_claim_behind(ctx, clip):
     second = ctx.media.add_audio(clip)
     ctx.media.sweep()
     for media_id in (first, second):
-        assert not (ctx.media.claims_dir / media_id).exists()
+        assert not (ctx.media.claims.dir / media_id).exists()
         assert len(files_of(ctx, media_id)) == 3

@@ -15,19 +15,18 @@ user (www-data on a Pi), which is in the hub's group: files are 0640 in a
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.core.claims import Claims
 from hub.core.db import new_id, transaction, utcnow
 from hub.core.errors import DiskFull, HubError
 
@@ -262,12 +261,6 @@ def convert_image(src: Path, workdir: Path) -> dict:
     return {"web": web, "original_format": info.codec_name}
 
 
-#: Media ids whose files this process is writing, with the descriptor that holds each one's claim
-#: (see MediaStore._claim). Per process, not per MediaStore: a context makes a store per use.
-_CLAIMS: dict[str, int] = {}
-_CLAIMS_LOCK = threading.Lock()
-
-
 class MediaStore:
     """Where media files live, and the only code that writes them or their rows."""
 
@@ -286,7 +279,8 @@ class MediaStore:
     def _store_files(self, media_id: str, files: dict[str, Path]) -> dict[str, str]:
         """Write every file of one media item, or none: a failure removes those already written."""
         names = {}
-        self._claim(media_id)
+        self.claims.release_committed(self._committed)
+        self.claims.take(media_id)  # until the row is committed: see hub.core.claims
         try:
             for role, src in files.items():
                 name = f"{media_id}.{role}{src.suffix}"
@@ -356,7 +350,7 @@ class MediaStore:
         except BaseException:
             self.discard(row["id"])
             raise
-        self.settled(row["id"])
+        self.claims.release(row["id"])
 
     def get(self, media_id: str) -> dict | None:
         rows = list(self.db.query("select * from media where id = ?", [media_id]))
@@ -370,63 +364,16 @@ class MediaStore:
         """Remove files of a media row that was never committed (a failed request)."""
         for p in self.dir.glob(f"{media_id}.*"):
             p.unlink(missing_ok=True)
-        self._release(media_id)
-
-    # --- claims: which files a living process is still writing ---
-    #
-    # Files are written before the row that names them is committed (the conversion is slow and
-    # stays outside any transaction). A process that dies in between (a crash, a SIGKILL, a power
-    # cut) leaves files no row names. To tell those from files another process is writing right
-    # now, a writer holds an flock on a claim file named by the media id, in a folder beside the
-    # media folder, from its first file until the row is committed or the files are discarded.
-    # The kernel drops the lock when the process dies, so the sweep can remove a dead writer's
-    # files at once, without waiting for them to age.
+        self.claims.release(media_id)
 
     @property
-    def claims_dir(self) -> Path:
-        return self.dir.parent / f".{self.dir.name}-claims"
+    def claims(self) -> Claims:
+        """Which media items living processes are still writing (a folder beside the media folder)."""
+        return Claims(self.dir.parent / f".{self.dir.name}-claims", DIR_MODE, FILE_MODE)
 
-    def _claim(self, media_id: str) -> None:
-        self._release_settled()
-        make_dir(self.claims_dir)
-        fd = os.open(self.claims_dir / media_id, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, FILE_MODE)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        with _CLAIMS_LOCK:
-            _CLAIMS[media_id] = fd
-
-    def _release(self, media_id: str) -> None:
-        with _CLAIMS_LOCK:
-            fd = _CLAIMS.pop(media_id, None)
-        if fd is not None:
-            (self.claims_dir / media_id).unlink(missing_ok=True)
-            os.close(fd)
-
-    def _release_settled(self) -> None:
-        """Give up the claims of items whose row has been committed since."""
-        with _CLAIMS_LOCK:
-            held = list(_CLAIMS)
-        if held:
-            marks = ",".join("?" * len(held))
-            for r in self.db.query(f"select id from media where id in ({marks})", held):
-                self._release(r["id"])
-
-    def settled(self, media_id: str) -> None:
-        """Say that the row of *media_id* is committed: its files need no claim any more."""
-        self._release(media_id)
-
-    def _claimed_elsewhere(self, media_id: str) -> bool | None:
-        """True if a living process holds *media_id*'s claim, False if its writer died, None if it has none."""
-        try:
-            fd = os.open(self.claims_dir / media_id, os.O_RDONLY | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # also drops the lock just taken
-        return False
+    def _committed(self, ids: list[str]) -> list[str]:
+        marks = ",".join("?" * len(ids))
+        return [r["id"] for r in self.db.query(f"select id from media where id in ({marks})", ids)]
 
     def sweep(self, older_than_seconds: float = 3600) -> int:
         """Delete files of media rows that never committed (after a crash), and stale temp files.
@@ -436,11 +383,11 @@ class MediaStore:
         """
         if not self.dir.is_dir():
             return 0
-        self._release_settled()
+        claims = self.claims
+        claims.release_committed(self._committed)
         known = {r["id"] for r in self.db.query("select id from media")}
+        mine = claims.held_here()
         cutoff = time.time() - older_than_seconds
-        with _CLAIMS_LOCK:
-            mine = set(_CLAIMS)
         n = 0
         verdicts: dict[str, bool | None] = {}
         for p in self.dir.iterdir():
@@ -451,7 +398,7 @@ class MediaStore:
             if media_id in mine or (media_id in known and not temp):
                 continue
             if media_id not in verdicts:
-                verdicts[media_id] = self._claimed_elsewhere(media_id)
+                verdicts[media_id] = claims.held_elsewhere(media_id)
             if verdicts[media_id] is True:
                 continue
             try:
@@ -460,9 +407,5 @@ class MediaStore:
                     n += 1
             except FileNotFoundError:
                 pass
-        # Claims nobody holds any more: their writer died, or exited after its commit.
-        if self.claims_dir.is_dir():
-            for p in self.claims_dir.iterdir():
-                if p.name not in mine and self._claimed_elsewhere(p.name) is False:
-                    p.unlink(missing_ok=True)
+        claims.remove_stale()
         return n
