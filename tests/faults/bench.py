@@ -9,7 +9,8 @@
   transcriber works (tests/faults/load.py): requests, errors by kind,
   p50/p95/max per kind.
 
-Sizes and parts come from the environment: HUB_BENCH_KILLS (1000),
+Sizes and parts come from the environment: HUB_BENCH_KILLS (1000; every
+HUB_BENCH_WHOLE_EVERY-th, 20, kills the whole server, the others a worker),
 HUB_BENCH_ANNOUNCER_CYCLES (200), HUB_BENCH_PHONES (50),
 HUB_BENCH_PHONE_SECONDS (600), and HUB_BENCH_FAULTS, a comma-separated
 choice of ``web``, ``announcer`` and ``phones`` (default: all three).
@@ -35,7 +36,8 @@ def _web(base: Path) -> list[tuple[str, str]]:
     from tests.faults import webkill
 
     kills = _int("HUB_BENCH_KILLS", 1000)
-    fig = webkill.run(base / "web", kills=kills, max_seconds=_int("HUB_BENCH_KILL_SECONDS", 3600))
+    fig = webkill.run(base / "web", kills=kills, max_seconds=_int("HUB_BENCH_KILL_SECONDS", 3600),
+                      whole_every=_int("HUB_BENCH_WHOLE_EVERY", 20), voice_every=32)
     return webkill.rows(fig, kills)
 
 
