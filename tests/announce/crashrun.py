@@ -171,13 +171,17 @@ def _check(ctx, alsa, value_of: dict[str, int], result: CrashRun) -> None:
     problem = result.problems.append
     if set(states) != set(value_of):
         problem(f"{len(set(value_of) - set(states))} occurrences were never made")
+    names = [p.name for p in alsa.files()]
+    chime = expected_programme(b"")[:4800]
     for aid, value in value_of.items():
         needle = struct.pack("<h", value) * 200
         heard = [s for s in streams if needle in s]
         state, detail = states.get(aid, ("absent", ""))
         if len(heard) > 1:
             result.double_plays += 1
-            problem(f"occurrence {value} reached the speaker {len(heard)} times")
+            where = [f"{names[i]} ({len(s)} B, {'starts with' if s.startswith(chime) else 'NOT starting with'}"
+                     f" the chime, {_run(s, value)} samples of it)" for i, s in enumerate(streams) if needle in s]
+            problem(f"occurrence {value} reached the speaker {len(heard)} times, state {state}: {'; '.join(where)}")
         if state not in ("played", "missed"):
             problem(f"occurrence {value} ended {state}: {detail}")
             continue
@@ -197,6 +201,16 @@ def _check(ctx, alsa, value_of: dict[str, int], result: CrashRun) -> None:
             problem(f"occurrence {value} missed for another reason: {detail}")
 
 
+def _run(stream: bytes, value: int) -> int:
+    """How many samples of *value* follow one another where the occurrence's sound is in *stream*."""
+    sample = struct.pack("<h", value)
+    i = stream.find(sample * 200)
+    n = 0
+    while stream[i + 2 * n:i + 2 * n + 2] == sample:
+        n += 1
+    return n
+
+
 def rows(r: CrashRun, asked: int) -> list[tuple[str, str]]:
     """The figures as `make bench` prints them, each with its goal."""
     return [
@@ -210,6 +224,7 @@ def rows(r: CrashRun, asked: int) -> list[tuple[str, str]]:
         ("missed for any other reason (goal 0)", f"{sum('another reason' in p for p in r.problems)}"),
         ("other problems (goal none)", "; ".join(p for p in r.problems if "reached the speaker" not in p)[:300]
          or "none"),
+        *(("  twice", p) for p in r.problems if "reached the speaker" in p),
         ("clean stop at the end", "exit 0" if r.exit_code == 0 else f"exit {r.exit_code}"),
         ("time taken", f"{r.seconds:.0f} s"),
     ]
