@@ -12,7 +12,7 @@ import sqlite3
 from datetime import datetime, timedelta
 
 from hub.core.db import new_id, transaction, utcnow
-from hub.core.khmer import add_break_points, to_latin_digits
+from hub.core.khmer import add_break_points, strip_break_points, to_latin_digits
 
 #: (key, English, Khmer, icon); the order is the order shown to villagers.
 CATEGORIES = (
@@ -166,7 +166,9 @@ def set_status(ctx, feedback_id: str, status: str, reply: str | None = None) -> 
     now = utcnow()
     with transaction(ctx.db) as conn:
         if reply is not None:
-            reply = add_break_points(reply.strip())
+            # Stored as typed, without break points: a reply is copied into messages and
+            # spreadsheets, where a zero-width space breaks search. Pages add them when shown.
+            reply = strip_break_points(reply).strip()
             if len(reply) > MAX_TEXT:
                 raise FeedbackError("text_too_long")
             cur = conn.execute(
@@ -197,8 +199,8 @@ def export_csv(db) -> str:
     w.writerow(CSV_COLUMNS)
     for r in db.query(_SELECT + " order by f.created_at"):
         # A leading = + - @ would run as a formula in a spreadsheet.
-        w.writerow(["'" + str(v) if isinstance(v, str) and v[:1] in "=+-@" else v
-                    for v in (r[c] for c in CSV_COLUMNS)])
+        cells = [strip_break_points(v) if isinstance(v, str) else v for v in (r[c] for c in CSV_COLUMNS)]
+        w.writerow(["'" + v if isinstance(v, str) and v[:1] in "=+-@" else v for v in cells])
     return out.getvalue()
 
 

@@ -94,7 +94,8 @@ def set_pinned(ctx, notice_id: str, pinned: bool) -> None:
 
 
 _SELECT = """
-    select n.*, a.web_name as audio_name, a.duration_ms as audio_ms, i.web_name as image_name
+    select n.*, a.web_name as audio_name, a.duration_ms as audio_ms, i.web_name as image_name,
+           i.width as image_width, i.height as image_height
     from notices n
     left join media a on a.id = n.audio_id
     left join media i on i.id = n.image_id

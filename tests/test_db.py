@@ -95,8 +95,10 @@ def schema_text(db) -> str:
 
 def test_a_new_database_has_exactly_the_schema_deployed_hubs_have(fresh_db):
     """tests/data/schema-50814a0.sql was written by the hub of commit 50814a0, before the
-    tables moved into SQL files; every byte of every table, index and trigger must match."""
-    dbmod.migrate(fresh_db, MIGRATIONS)
+    tables moved into SQL files; every byte of every table, index and trigger must match.
+    Migrations added since then are left out here; each has its own test."""
+    then = ("0001_core_tables", "0002_sync", "0004_voice", "0003_announce")
+    dbmod.migrate(fresh_db, [m for m in MIGRATIONS if m[0] in then])
     expected = (Path(__file__).parent / "data" / "schema-50814a0.sql").read_text(encoding="utf-8")
     assert schema_text(fresh_db) == expected
 
@@ -106,3 +108,8 @@ def test_the_schema_comparison_sees_a_changed_column(fresh_db):
     before = schema_text(fresh_db)
     fresh_db.conn.execute("alter table notices add column extra text")
     assert schema_text(fresh_db) != before
+
+
+def test_0008_gives_media_a_width_and_height(fresh_db):
+    dbmod.migrate(fresh_db, MIGRATIONS)
+    assert {"width", "height"} <= set(fresh_db["media"].columns_dict)

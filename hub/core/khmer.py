@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
 from khmercut import tokenize
@@ -10,6 +11,8 @@ from khmercut import tokenize
 KHMER_DIGITS = str.maketrans("0123456789", "០១២៣៤៥៦៧៨៩")
 LATIN_DIGITS = str.maketrans("០១២៣៤៥៦៧៨៩", "0123456789")
 ZWSP = "\u200b"
+#: Signs that end a sentence or follow a number (។ ៕ ៛, and the repeat sign ៗ): a line never starts with one.
+NO_BREAK_BEFORE = frozenset("\u17d4\u17d5\u17db\u17d7")
 
 
 def is_khmer(ch: str) -> bool:
@@ -40,6 +43,33 @@ def format_moment(value: datetime, lang: str = "km", tz: str = "Asia/Phnom_Penh"
     return format_datetime(value, "d MMMM y HH:mm", tzinfo=tz, locale="en")
 
 
+#: Parts of the day as villagers say them: (first hour, Khmer, English).
+DAY_PARTS = ((0, "យប់", "at night"), (5, "ព្រឹក", "in the morning"), (12, "រសៀល", "in the afternoon"),
+             (17, "ល្ងាច", "in the evening"), (20, "យប់", "at night"))
+
+
+def day_part(hour: int, lang: str = "km") -> str:
+    part = [p for p in DAY_PARTS if p[0] <= hour][-1]
+    return part[1] if lang == "km" else part[2]
+
+
+def format_friendly(value: datetime, now: datetime, lang: str = "km", tz: str = "Asia/Phnom_Penh") -> str:
+    """*value* as people say it, in local time: "today, 9:30 in the morning", "yesterday ...", else the date.
+
+    Times are 12-hour with the part of the day, the way a clock is read aloud in Khmer.
+    """
+    zone = ZoneInfo(tz)
+    local = value.astimezone(zone)
+    days = (now.astimezone(zone).date() - local.date()).days
+    clock = f"{(local.hour % 12) or 12}:{local.minute:02d}"
+    part = day_part(local.hour, lang)
+    if lang == "km":
+        when = {0: "ថ្ងៃនេះ", 1: "ម្សិលមិញ"}.get(days) or format_day(local, lang)
+        return f"{when} ម៉ោង {clock} {part}".translate(KHMER_DIGITS)
+    when = {0: "today", 1: "yesterday"}.get(days) or format_day(local, lang)
+    return f"{when}, {clock} {part}"
+
+
 def add_break_points(text: str) -> str:
     """Put zero-width spaces between Khmer words, so every browser can wrap the line.
 
@@ -54,7 +84,7 @@ def add_break_points(text: str) -> str:
         words = tokenize(line)
         joined = ""
         for i, w in enumerate(words):
-            if i and is_khmer(w[:1]) and is_khmer(words[i - 1][-1:]):
+            if i and is_khmer(w[:1]) and is_khmer(words[i - 1][-1:]) and w[:1] not in NO_BREAK_BEFORE:
                 joined += ZWSP
             joined += w
         out.append(joined)

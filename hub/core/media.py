@@ -66,6 +66,7 @@ class Probe:
     codec_name: str
     duration: float
     width: int = 0
+    height: int = 0
 
 
 def make_dir(directory: Path, mode: int = DIR_MODE) -> Path:
@@ -161,7 +162,7 @@ def probe(path: Path) -> Probe:
     except ValueError:
         duration = 0.0
     return Probe(fmt.get("format_name", ""), s["codec_type"], s.get("codec_name", ""), duration,
-                 int(s.get("width") or 0))
+                 int(s.get("width") or 0), int(s.get("height") or 0))
 
 
 #: Codecs whose decoder reports the comfort-noise (DTX) frames phones send in pauses as
@@ -258,7 +259,7 @@ def convert_image(src: Path, workdir: Path) -> dict:
     made = probe(web)
     if made.codec_type != "video" or made.codec_name != "mjpeg" or not made.width:
         raise MediaError("unreadable", f"picture came out as {made.codec_name or 'nothing'}")
-    return {"web": web, "original_format": info.codec_name}
+    return {"web": web, "original_format": info.codec_name, "width": made.width, "height": made.height}
 
 
 class MediaStore:
@@ -323,7 +324,7 @@ class MediaStore:
                 "master_name": None, "web_name": names["web"], "web_type": "image/jpeg",
                 "loud_name": None, "duration_ms": None, "bytes": c["web"].stat().st_size,
                 "sha256": sha256_of(c["web"]), "original_format": c["original_format"],
-                "created_at": utcnow(),
+                "width": c["width"], "height": c["height"], "created_at": utcnow(),
             }
 
     @staticmethod
@@ -374,6 +375,21 @@ class MediaStore:
     def _committed(self, ids: list[str]) -> list[str]:
         marks = ",".join("?" * len(ids))
         return [r["id"] for r in self.db.query(f"select id from media where id in ({marks})", ids)]
+
+    def measure_images(self) -> int:
+        """Give pictures stored before sizes were kept (migration 0008) their width and height."""
+        n = 0
+        for r in list(self.db.query("select id, web_name from media where kind = 'image' and width is null")):
+            try:
+                info = probe(self.path(r["web_name"]))
+            except (HubError, OSError, ValueError):
+                continue  # a missing or broken file: the page shows it without a size, as before
+            if info.width and info.height:
+                with transaction(self.db) as conn:
+                    conn.execute("update media set width = ?, height = ? where id = ?",
+                                 (info.width, info.height, r["id"]))
+                n += 1
+        return n
 
     def sweep(self, older_than_seconds: float = 3600) -> int:
         """Delete files of media rows that never committed (after a crash), and stale temp files.

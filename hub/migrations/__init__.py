@@ -24,6 +24,7 @@ STEPS: list[tuple[str, tuple[Path, ...]]] = [
     # 0004 first; new databases are built in the same order.
     ("0004_voice", (HERE / "voice.sql",)),
     ("0003_announce", (HERE / "announce.sql",)),
+    ("0008_media_size", (HERE / "media_size.sql",)),
 ]
 
 #: What :func:`hub.core.db.migrate` and :func:`hub.core.db.check_schema` take.

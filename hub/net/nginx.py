@@ -50,6 +50,21 @@ server {
     gzip_types text/css application/javascript image/svg+xml application/json
                application/captive+json text/plain text/csv;
 @CLERK@
+    # nginx's own errors get the hub's Khmer pages (English beside), which the app renders
+    # into the data folder when it starts (hub.web.errors).
+    error_page 403 /hub-errors/403.html;
+    error_page 404 /hub-errors/404.html;
+    error_page 413 /hub-errors/413.html;
+    error_page 502 /hub-errors/502.html;
+    error_page 504 /hub-errors/504.html;
+    location ^~ /hub-errors/ {
+        internal;
+        alias @ERRORS@/;
+        types { text/html html; }
+        charset utf-8;
+        add_header Cache-Control no-store always;
+    }
+
     location ^~ /static/ {
         alias @STATIC@/;
         types { text/css css; application/javascript js; image/svg+xml svg;
@@ -131,10 +146,11 @@ def nginx_site(
         "SOCKET": settings.web_socket,
         "STATIC": str(static or static_dir()),
         "MEDIA": str(media),
+        "ERRORS": str((Path(settings.data_dir) / "errors").resolve()),
         "UUID": UUID_RE,
         "BODY_MB": str(settings.max_upload_mb + 1),
     }
-    for name in ("STATIC", "MEDIA", "SOCKET"):
+    for name in ("STATIC", "MEDIA", "SOCKET", "ERRORS"):
         if any(c in values[name] for c in " ;{}\"'$#\n"):
             raise SettingsError(f"nginx config: path {values[name]!r} has a character nginx would misread")
 

@@ -50,6 +50,16 @@ PROMPTS: dict[str, str] = {
     "too_short": N_("Sorry, we did not hear you. Please press the button and speak again."),
     "disk_full": N_("Sorry, the hub cannot record now: its storage is full. Please tell the commune clerk."),
     "failed": N_("Sorry, your message could not be saved. Please tell the commune clerk."),
+    # Played on the villagers' portal (welcome page, receipt and status pages).
+    "portal_welcome": N_("Welcome to the commune hub. Here you can read and listen to the notices of the commune,"
+                         " and send your message to the commune office. It is free and needs no internet."),
+    "portal_help": N_("To send a message, press the big microphone button and speak. Choose what it is about,"
+                      " then press Send. Keep your receipt number to hear the answer."),
+    "your_number_is": N_("Your receipt number is"),
+    "status_new": N_("Your message was received. There is no answer yet."),
+    "status_in_progress": N_("The commune office is looking at your message."),
+    "status_answered": N_("The commune has answered your message. The answer is on this page."),
+    "status_closed": N_("Your message is closed."),
 }
 #: The longest replacement accepted, in seconds.
 MAX_PROMPT_SECONDS = 30

@@ -11,6 +11,7 @@ from hub.core import settings as settings_mod
 from hub.core.context import open_context
 from hub.migrations import MIGRATIONS
 from hub.web import (
+    appinfo,
     captive,
     clerk,
     clerk_announcements,
@@ -18,10 +19,13 @@ from hub.web import (
     clerk_notices,
     clerk_sync,
     clerk_voice,
+    errors,
     i18n,
     media,
+    mine,
     portal,
     security,
+    voice,
 )
 from hub.web.current import STATIC_DIR, static_url, static_versions
 from hub.web.i18n import gettext
@@ -38,6 +42,9 @@ BLUEPRINTS = (
     clerk_sync.bp,
     clerk_announcements.bp,
     clerk_voice.bp,
+    voice.bp,
+    mine.bp,
+    appinfo.bp,
 )
 
 
@@ -47,6 +54,7 @@ def create_app(settings=None, context=None) -> Flask:
         settings = settings_mod.load()
     ctx = context or open_context(settings, MIGRATIONS)
     ctx.media.sweep()
+    ctx.media.measure_images()
 
     app = Flask(__name__, static_folder=str(STATIC_DIR), static_url_path="/static")
     app.config.update(
@@ -66,6 +74,7 @@ def create_app(settings=None, context=None) -> Flask:
     app.extensions["static_versions"] = static_versions()
     i18n.init_app(app)
     security.init_app(app)
+    errors.init_app(app)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
 
@@ -81,7 +90,7 @@ def create_app(settings=None, context=None) -> Flask:
         # Nothing may load from outside the hub, even if a notice's text tried.
         resp.headers.setdefault(
             "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self';"
+            "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self';"
             " script-src 'self'; form-action 'self'; frame-ancestors 'none'",
         )
         if request.path.startswith("/clerk"):
@@ -93,4 +102,5 @@ def create_app(settings=None, context=None) -> Flask:
         return {"static_url": static_url, "icon": icon,
                 "hub_name": settings.hub_name or gettext("Commune hub")}
 
+    errors.render_static_pages(app)
     return app

@@ -83,13 +83,16 @@ def _captive_gate():
 
 @bp.route("/welcome", methods=["GET"])
 def welcome():
-    return render_template("welcome.html", passed=has_passed())
+    return render_template("welcome.html", passed=has_passed(), address=portal_url(""))
 
 
 @bp.route("/welcome", methods=["POST"])
 def welcome_accept():
     captive.accept(hub_context().db, client())
-    return redirect("/", code=303)
+    target = request.form.get("next") or "/"
+    if not target.startswith("/") or target.startswith("//"):
+        target = "/"
+    return redirect(target, code=303)
 
 
 @bp.route(CAPTIVE_API)

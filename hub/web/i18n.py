@@ -14,7 +14,7 @@ from markupsafe import Markup
 
 from hub.core import khmer
 from hub.core.words import LANGUAGES, N_, load_catalog
-from hub.web.current import hub_settings
+from hub.web.current import hub_context, hub_settings
 
 COOKIE = "lang"
 
@@ -35,7 +35,7 @@ def init_app(app) -> None:
         return {"_": gettext, "lang": current, "other_lang": "en" if current == "km" else "km",
                 "num": lambda v: khmer.digits(v, current),
                 "day": lambda v: khmer.format_day(v, current),
-                "moment": _moment, "both": both,
+                "moment": _moment, "both": both, "breaks": khmer.add_break_points,
                 "status_word": lambda s: gettext(STATUS_WORDS.get(s, s))}
 
 
@@ -73,9 +73,10 @@ def both(message: str) -> Markup:
 
 
 def _moment(value) -> str:
+    """When something happened, as people say it: today, yesterday, morning, evening (local time)."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return khmer.format_moment(value, g.get("lang", "km"), hub_settings().timezone)
+    return khmer.format_friendly(value, hub_context().clock.now(), g.get("lang", "km"), hub_settings().timezone)
 
 
 def switch_language(code: str):

@@ -6,8 +6,9 @@ from markupsafe import Markup
 
 PATHS = {
     "home": "M3 11l9-8 9 8M5 9.5V21h5v-6h4v6h5V9.5",
-    "notice": "M3 10v4h4l6 5V5L7 10H3zM16 8.5a5 5 0 010 7M19 6a8.5 8.5 0 010 12",
-    "listen": "M3 9v6h4l5 4V5L7 9H3zM15.5 8.5a5 5 0 010 7M18 6a8.5 8.5 0 010 12",
+    # A notice board (read) and headphones (listen): two things, two pictures.
+    "notice": "M4 4h16v12H4zM12 16v5M8 21h8M8 8h8M8 12h5",
+    "listen": "M4 16v-4a8 8 0 0116 0v4M4 16h3v5H4zM17 16h3v5h-3z",
     "feedback": "M4 4h16v12H9l-5 4z",
     "mic": "M12 3a3 3 0 00-3 3v6a3 3 0 006 0V6a3 3 0 00-3-3zM5 11a7 7 0 0014 0M12 18v3M8 21h8",
     "receipt": "M6 2h12v20l-3-2-3 2-3-2-3 2zM9 7h6M9 11h6M9 15h4",
@@ -39,6 +40,9 @@ PATHS = {
     "loudspeaker": "M3 10v4h3l7 5V5L6 10H3zM16 9v6M19 7v10",
     "back": "M15 5l-7 7 7 7",
     "plus": "M12 5v14M5 12h14",
+    "play": "M7 4l13 8-13 8z",
+    "help": "M12 3a9 9 0 100 18 9 9 0 000-18zM9.5 9a2.5 2.5 0 115 .5c0 2-2.5 2-2.5 4M12 17h.01",
+    "list": "M8 6h13M8 12h13M8 18h13M3 6h.01M3 12h.01M3 18h.01",
     "sync": "M4 12a8 8 0 0114-5l2 2M20 12a8 8 0 01-14 5l-2-2M20 4v5h-5M4 20v-5h5",
 }
 

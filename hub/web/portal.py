@@ -8,10 +8,13 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from hub import feedback, notices
 from hub.core.errors import DiskFull
+from hub.core.khmer import digits
 from hub.core.media import MediaError
 from hub.web.current import hub_context, hub_settings, lang
 from hub.web.i18n import _, switch_language
+from hub.web.mine import remember
 from hub.web.uploads import media_message, prepare_audio
+from hub.web.voice import spoken
 
 bp = Blueprint("portal", __name__)
 
@@ -24,6 +27,30 @@ def feedback_message(code: str) -> str:
         "field_too_long": _("A name, phone or village is too long."),
         "disk_full": _("The hub's storage is full. Please tell the commune office; your message was not saved."),
     }.get(code, _("Something is wrong with the form."))
+
+
+@bp.app_context_processor
+def _villager_helpers():
+    s = hub_settings()
+    return {
+        "spoken": spoken,
+        "duration": duration,
+        "max_minutes": max(1, s.max_audio_seconds // 60),
+        "max_bytes": s.max_upload_mb * 1024 * 1024,
+        "too_big": _("That recording is too big. A recording may be up to %(minutes)s minutes long."
+                     " Please record a shorter message and send it again.",
+                     minutes=max(1, s.max_audio_seconds // 60)),
+    }
+
+
+def duration(ms) -> str:
+    """A recording's length as a phone shows it: 0:42, 2:05 (Khmer digits in Khmer)."""
+    seconds = round((ms or 0) / 1000)
+    return num_text(f"{seconds // 60}:{seconds % 60:02d}")
+
+
+def num_text(text: str) -> str:
+    return digits(text, lang())
 
 
 #: Notices per page of the home page: a page stays well under 30 KB on a slow phone.
@@ -95,7 +122,8 @@ def feedback_submit():
         return again(feedback_message(e.code), 400)
     except DiskFull:
         return again(feedback_message("disk_full"), 507)
-    return redirect(url_for("portal.receipt", code=result["receipt"], new=1), code=303)
+    return remember(redirect(url_for("portal.receipt", code=result["receipt"], new=1), code=303),
+                    result["receipt"])
 
 
 @bp.route("/receipt", methods=["GET"])

@@ -1,0 +1,91 @@
+"""Error pages in the visitor's language, phone-sized: the app's own, and static ones for nginx.
+
+nginx answers some requests itself (a body over its limit, the app down or too
+slow, a name it refuses). Its pages are rendered here from the same template,
+Khmer first with English beside, into the data directory when the app starts,
+and nginx's ``error_page`` lines point at them (hub.net.nginx).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import g, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from hub import feedback
+from hub.core.khmer import digits
+from hub.core.media import make_dir, write_durably
+from hub.core.words import N_
+from hub.web.current import hub_settings, lang
+from hub.web.i18n import _, in_language
+
+#: status -> (title, what to do), as catalogue text.
+PAGES = {
+    403: (N_("This page is not open"), N_("Please go back to the commune hub's home page.")),
+    404: (N_("This page does not exist"), N_("The address may be wrong, or the notice was taken down.")),
+    413: (N_("That recording is too big"), N_("A recording may be up to %(minutes)s minutes long."
+                                               " Please record a shorter message and send it again.")),
+    500: (N_("Something went wrong on the hub"), N_("Please try again in a moment. If it happens again,"
+                                                    " tell the commune office.")),
+    502: (N_("The hub is starting"), N_("Please wait a minute and reload the page.")),
+    504: (N_("The hub is busy"), N_("Please wait a minute and reload the page.")),
+}
+#: The pages nginx serves itself, and where it finds them (hub.net.nginx).
+NGINX_PAGES = (403, 404, 413, 502, 504)
+
+
+def error_dir(settings) -> Path:
+    return Path(settings.data_dir) / "errors"
+
+
+def _minutes() -> int:
+    return max(1, hub_settings().max_audio_seconds // 60)
+
+
+def page(status: int, static: bool = False) -> str:
+    """The page for *status* in the visitor's language; a static one has Khmer, then English."""
+    title, text = PAGES[status]
+    langs = ("km", "en") if static else (lang(),)
+    lines = [(code, in_language(title, code), in_language(text, code) % {"minutes": digits(_minutes(), code)})
+             for code in langs]
+    return render_template("error.html", status=status, lines=lines, static=static)
+
+
+def _feedback_too_big():
+    """An upload over the limit: the form again, saying how long a recording may be."""
+    message = _("That recording is too big. A recording may be up to %(minutes)s minutes long."
+                " Please record a shorter message and send it again.", minutes=_minutes())
+    return render_template("feedback.html", categories=feedback.CATEGORIES, form={}, error=message), 413
+
+
+def init_app(app) -> None:
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException):
+        if e.code == 413 and request.path == "/feedback":
+            return _feedback_too_big()
+        if e.code not in PAGES or request.path.startswith(("/clerk", "/api/")):
+            return e
+        return page(e.code), e.code
+
+    @app.errorhandler(500)
+    def _server_error(e):
+        return page(500), 500
+
+
+def render_static_pages(app) -> list[Path]:
+    """Write nginx's error pages (Khmer, English beside) into the data directory; only those that changed."""
+    settings = app.config["HUB_SETTINGS"]
+    out_dir = error_dir(settings)
+    written = []
+    with app.test_request_context("/"):
+        g.lang = "km"
+        for status in NGINX_PAGES:
+            html = page(status, static=True).encode()
+            path = out_dir / f"{status}.html"
+            if path.is_file() and path.read_bytes() == html:
+                continue
+            make_dir(out_dir)
+            write_durably(path, html)
+            written.append(path)
+    return written
