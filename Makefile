@@ -10,7 +10,11 @@ APT_BASE := python3 python3-venv python3-dev build-essential pkg-config sqlite3
 APT_AUDIO := portaudio19-dev libasound2-plugins ffmpeg sox libsox-fmt-all espeak-ng alsa-utils
 APT_NET := hostapd dnsmasq nftables iproute2 udhcpc dnsutils curl
 APT_IMAGE := dosfstools mtools e2fsprogs e2tools fdisk
-APT_WEB := nginx chromium fonts-noto-core
+APT_WEB := nginx chromium fonts-noto-core zbar-tools
+# The browser tests' npm tools (axe-core, Lighthouse); installed only where no node/npm is on the PATH,
+# because a machine may have Node.js from elsewhere (whose nodejs package conflicts with Debian's npm).
+APT_NODE := nodejs npm
+NODE_TOOLS := tests/browser
 APT_BENCH := wrk
 # The booted-appliance tests: a Debian root, booted with systemd-nspawn.
 APT_SYSTEMD := systemd systemd-container mmdebstrap
@@ -29,7 +33,7 @@ help: ## List the targets
 run: system-run $(VENV)/.installed ## Set up and start the hub with demo data at http://127.0.0.1:8080/
 	HUB_PORT=$(PORT) $(BIN)/hub run --demo
 
-test: system-test $(VENV)/.installed-test ## Set up and run every test
+test: system-test $(VENV)/.installed-test $(NODE_TOOLS)/node_modules/.installed ## Set up and run every test
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: system-bench $(VENV)/.installed-test ## Print speed and memory figures side by side
@@ -55,13 +59,19 @@ image: ## Build a Raspberry Pi OS image with pi-gen (needs a pi-gen checkout; se
 	provisioning/build-image.sh
 
 clean: ## Remove the venv and development data
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache $(NODE_TOOLS)/node_modules
 
 system-run:
 	@provisioning/apt-install.sh $(APT_RUN)
 
 system-test:
 	@provisioning/apt-install.sh $(APT_TEST)
+
+# axe-core and Lighthouse at the versions (and integrity hashes) of the lockfile; npm's cache is used first.
+$(NODE_TOOLS)/node_modules/.installed: $(NODE_TOOLS)/package.json $(NODE_TOOLS)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || provisioning/apt-install.sh $(APT_NODE)
+	cd $(NODE_TOOLS) && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	touch $@
 
 system-bench:
 	@provisioning/apt-install.sh $(APT_TEST) $(APT_BENCH)

@@ -13,6 +13,7 @@ import sys
 
 from hub import __version__, commands, doctor
 from hub.announce import commands as announce_commands
+from hub.backup import commands as backup_commands
 from hub.central import commands as central_commands
 from hub.core.daemon import setup_logging
 from hub.core.errors import HubError
@@ -24,6 +25,7 @@ from hub.voice import commands as voice_commands
 #: Modules with a ``register(subparsers)`` function, in the order --help lists them.
 COMMAND_MODULES = (
     commands,
+    backup_commands,
     announce_commands,
     voice_commands,
     sync_commands,

@@ -9,6 +9,7 @@ import sys
 import threading
 
 from hub import accounts
+from hub.backup.restore import refuse_if_pending
 from hub.core import db as dbmod
 from hub.core.context import Context, open_context
 from hub.core.daemon import load_settings, run_together, setup_logging
@@ -43,9 +44,16 @@ def register(sub) -> None:
     a.add_argument("name")
     a.add_argument("--role", choices=("clerk", "admin"), default="clerk")
     a.set_defaults(func=cmd_user_add)
-    a = usub.add_parser("passwd", help="set an account's password (read from stdin when it is not a terminal)")
+    a = usub.add_parser("passwd", help="set an account's password (read from stdin when it is not a terminal);"
+                        " its sessions end")
     a.add_argument("name")
     a.set_defaults(func=cmd_user_passwd)
+    a = usub.add_parser("disable", help="disable an account; its sessions end at once")
+    a.add_argument("name")
+    a.set_defaults(func=cmd_user_disable)
+    a = usub.add_parser("enable", help="enable a disabled account again")
+    a.add_argument("name")
+    a.set_defaults(func=cmd_user_enable)
     a = usub.add_parser("list", help="list accounts")
     a.set_defaults(func=cmd_user_list)
 
@@ -77,6 +85,7 @@ def read_password(prompt: str = "Password: ") -> str:
 
 def cmd_migrate(args) -> int:
     settings = _settings(args)
+    refuse_if_pending(settings.data_dir)
     make_dir(settings.media_dir)
     ctx = Context(settings)
     dbmod.integrity_check(ctx.db)
@@ -97,6 +106,20 @@ def cmd_user_passwd(args) -> int:
     ctx = _context(args)
     accounts.set_password(ctx.db, args.name, read_password())
     print(f"password changed for {args.name}")
+    return 0
+
+
+def cmd_user_disable(args) -> int:
+    ctx = _context(args)
+    accounts.set_disabled(ctx.db, args.name, True)
+    print(f"disabled {args.name}; its sessions have ended")
+    return 0
+
+
+def cmd_user_enable(args) -> int:
+    ctx = _context(args)
+    accounts.set_disabled(ctx.db, args.name, False)
+    print(f"enabled {args.name}")
     return 0
 
 

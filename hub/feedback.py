@@ -5,8 +5,6 @@ The only code that writes feedback rows.
 
 from __future__ import annotations
 
-import csv
-import io
 import secrets
 import sqlite3
 from datetime import datetime, timedelta
@@ -38,6 +36,11 @@ SHARED_FIELDS = ("receipt", "source", "category", "body", "village", "lang", "co
                  "reply", "replied_at", "clock_trusted")
 #: Who spoke, how to reach them and their voice: shared only when they agreed (consent_share).
 SHARED_WITH_CONSENT = ("name", "phone", "audio_id")
+#: The clerk's spoken reply travels like the written one; the key is sent only when there is one, so rows
+#: without it keep the fingerprint they had before spoken replies existed (no revision for nothing).
+SHARED_IF_SET = ("reply_audio_id",)
+#: Columns that never leave the commune: when a clerk first opened the item.
+STAYS_HOME = ("seen_at",)
 #: A reply to an item in these states answers it.
 UNANSWERED = ("new", "in_progress")
 
@@ -128,8 +131,9 @@ def store(ctx, row: dict, audio_row: dict | None = None, source: str = "portal")
 
 
 _SELECT = """
-    select f.*, m.web_name as audio_name, m.duration_ms as audio_ms
-    from feedback f left join media m on m.id = f.audio_id
+    select f.*, m.web_name as audio_name, m.duration_ms as audio_ms,
+           r.web_name as reply_audio_name, r.duration_ms as reply_audio_ms
+    from feedback f left join media m on m.id = f.audio_id left join media r on r.id = f.reply_audio_id
 """
 
 
@@ -143,8 +147,25 @@ def get(db, feedback_id: str) -> dict | None:
     return rows[0] if rows else None
 
 
+def _search_clause(text: str) -> tuple[str, list]:
+    """Rows whose receipt, phone or words contain *text* (Khmer digits and 123-456 as typed)."""
+    text = (text or "").strip()[:MAX_FIELD]
+    digits = normalise_receipt(text)
+    clauses, args = [], []
+    if len(digits) >= 3 and all(c in "0123456789០១២៣៤៥៦៧៨៩ -" for c in text):
+        clauses += ["f.receipt like ?", "replace(replace(replace(f.phone, ' ', ''), '-', ''), '.', '') like ?"]
+        args += [f"%{digits}%", f"%{digits}%"]
+    words = text.replace("\u200b", "")
+    if words:
+        like = "%" + words.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        for col in ("f.body", "f.reply", "f.name", "f.village"):
+            clauses.append(f"replace({col}, char(8203), '') like ? escape '\\'")
+            args.append(like)
+    return "(" + " or ".join(clauses) + ")", args
+
+
 def inbox(db, status: str | None = None, category: str | None = None, limit: int = 200,
-          offset: int = 0) -> list[dict]:
+          offset: int = 0, search: str | None = None, unread: bool = False) -> list[dict]:
     where, args = [], []
     if status in STATUSES:
         where.append("f.status = ?")
@@ -152,14 +173,50 @@ def inbox(db, status: str | None = None, category: str | None = None, limit: int
     if category in CATEGORY_KEYS:
         where.append("f.category = ?")
         args.append(category)
+    if unread:
+        where.append("f.seen_at is null")
+    if search and search.strip():
+        clause, more = _search_clause(search)
+        where.append(clause)
+        args += more
     sql = _SELECT + (" where " + " and ".join(where) if where else "")
     sql += " order by f.created_at desc limit ? offset ?"
     return list(db.query(sql, [*args, limit, offset]))
 
 
-def set_status(ctx, feedback_id: str, status: str, reply: str | None = None) -> None:
-    """Move an item to *status*, with the clerk's *reply* if given; a reply to an unanswered item answers it."""
-    if reply is not None and reply.strip() and status in UNANSWERED:
+def unread_counts(db) -> dict[str, int]:
+    """Items no clerk has opened yet: in all, and per category."""
+    out = {"all": 0}
+    for r in db.query("select category, count(*) as n from feedback where seen_at is null group by category"):
+        out[r["category"]] = r["n"]
+        out["all"] += r["n"]
+    return out
+
+
+def mark_seen(ctx, feedback_id: str) -> None:
+    """A clerk opened the item. Kept home: updated_at stays, so nothing is synced for it."""
+    with transaction(ctx.db) as conn:
+        conn.execute("update feedback set seen_at = ? where id = ? and seen_at is null", (utcnow(), feedback_id))
+
+
+def set_status(ctx, feedback_id: str, status: str, reply: str | None = None,
+               reply_audio: dict | None = None, remove_reply_audio: bool = False) -> None:
+    """Move an item to *status*, with the clerk's *reply* if given; a reply to an unanswered item answers it.
+
+    *reply_audio* is a converted media row of a spoken reply (stored in the same transaction; on any
+    failure its files are removed); *remove_reply_audio* takes the spoken reply away.
+    """
+    try:
+        _set_status(ctx, feedback_id, status, reply, reply_audio, remove_reply_audio)
+    except BaseException:
+        if reply_audio:
+            ctx.media.discard(reply_audio["id"])
+        raise
+
+
+def _set_status(ctx, feedback_id, status, reply, reply_audio, remove_reply_audio) -> None:
+    replying = (reply is not None and reply.strip()) or reply_audio is not None
+    if replying and status in UNANSWERED:
         status = "answered"
     if status not in STATUSES:
         raise FeedbackError("bad_status")
@@ -173,35 +230,39 @@ def set_status(ctx, feedback_id: str, status: str, reply: str | None = None) -> 
                 raise FeedbackError("text_too_long")
             cur = conn.execute(
                 "update feedback set status = ?, reply = ?, replied_at = ?, updated_at = ? where id = ?",
-                (status, reply, now if reply else None, now, feedback_id),
+                (status, reply, now if reply or reply_audio else None, now, feedback_id),
             )
         else:
             cur = conn.execute("update feedback set status = ?, updated_at = ? where id = ?",
                                (status, now, feedback_id))
         if cur.rowcount == 0:
             raise KeyError(feedback_id)
+        if reply_audio is not None:
+            ctx.media.insert(conn, reply_audio)
+            conn.execute("update feedback set reply_audio_id = ?, replied_at = ? where id = ?",
+                         (reply_audio["id"], now, feedback_id))
+        elif remove_reply_audio:
+            conn.execute("update feedback set reply_audio_id = null where id = ?", (feedback_id,))
 
 
 def outgoing(row: dict) -> dict:
     """What of a feedback row leaves the commune: the shared fields, and who spoke only with consent."""
     fields = SHARED_FIELDS + (SHARED_WITH_CONSENT if row.get("consent_share") else ())
-    return {k: row[k] for k in fields if k in row}
+    out = {k: row[k] for k in fields if k in row}
+    out.update({k: row[k] for k in SHARED_IF_SET if row.get(k)})
+    return out
 
 
-CSV_COLUMNS = ("id", "receipt", "created_at", "source", "category", "status", "body", "name",
-               "phone", "village", "lang", "consent_share", "audio_name", "reply", "replied_at",
-               "clock_trusted", "hub_id")
+#: The columns of the clerk's CSV export, in order.
+CSV_COLUMNS = ("receipt", "created_at", "source", "category", "status", "body", "name", "phone", "village",
+               "lang", "consent_share", "audio_name", "reply", "reply_audio_name", "replied_at", "clock_trusted",
+               "id", "hub_id")
 
 
-def export_csv(db) -> str:
-    out = io.StringIO()
-    w = csv.writer(out)
-    w.writerow(CSV_COLUMNS)
+def export_rows(db):
+    """Every item, oldest first, as dicts with the :data:`CSV_COLUMNS`."""
     for r in db.query(_SELECT + " order by f.created_at"):
-        # A leading = + - @ would run as a formula in a spreadsheet.
-        cells = [strip_break_points(v) if isinstance(v, str) else v for v in (r[c] for c in CSV_COLUMNS)]
-        w.writerow(["'" + v if isinstance(v, str) and v[:1] in "=+-@" else v for v in cells])
-    return out.getvalue()
+        yield {c: r[c] for c in CSV_COLUMNS}
 
 
 def weekly_counts(db, weeks: int, today: datetime) -> tuple[list[str], dict[str, list[int]]]:

@@ -38,7 +38,8 @@ def test_a_column_nobody_named_stays_in_the_commune():
 def test_every_feedback_column_is_decided(ctx):
     """A new column on feedback must be named as shared, shared with consent, or staying."""
     staying = {"id", "hub_id", "created_at", "updated_at"}
-    decided = set(feedback.SHARED_FIELDS) | set(feedback.SHARED_WITH_CONSENT) | staying
+    decided = (set(feedback.SHARED_FIELDS) | set(feedback.SHARED_WITH_CONSENT) | set(feedback.SHARED_IF_SET)
+               | set(feedback.STAYS_HOME) | staying)
     assert columns(ctx) == decided
 
 

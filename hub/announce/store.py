@@ -17,11 +17,11 @@ Every end state also gets a row in ``play_log`` (proof of play).
 
 from __future__ import annotations
 
-import csv
 import io
 from datetime import UTC, datetime
 
 from hub.announce import schedule
+from hub.core import csvsafe
 from hub.core.db import new_id, transaction
 
 STATES = ("due", "playing", "played", "missed", "failed", "cancelled")
@@ -316,8 +316,6 @@ CSV_COLUMNS = ("id", "created_at", "title", "due_at", "started_at", "ended_at", 
 def export_csv(db) -> str:
     """The whole proof-of-play log as CSV, oldest first."""
     out = io.StringIO()
-    w = csv.writer(out)
-    w.writerow(CSV_COLUMNS)
-    for r in db.query(f"select {', '.join(CSV_COLUMNS)} from play_log order by created_at, id"):
-        w.writerow([r[c] for c in CSV_COLUMNS])
+    rows = db.query(f"select {', '.join(CSV_COLUMNS)} from play_log order by created_at, id")
+    csvsafe.write_rows(out, [CSV_COLUMNS, *([r[c] for c in CSV_COLUMNS] for r in rows)])
     return out.getvalue()

@@ -189,6 +189,49 @@ def media_put(media_id: str):
     return jsonify(result)
 
 
+@api.route("/backups/<backup_id>", methods=["HEAD"])
+def backup_head(backup_id: str):
+    """How much of a hub's backup the central server holds (resumable like media)."""
+    try:
+        state = store().backup_upload(g.hub["id"], backup_id)
+    except CentralError as e:
+        return _error(403, str(e))
+    if state is None:
+        return _error(404, "no such backup yet")
+    resp = Response(b"", 200)
+    resp.headers["Upload-Offset"] = str(state["received"])
+    resp.headers["Upload-Length"] = str(state["total"])
+    resp.headers["Upload-Complete"] = "1" if state["complete"] else "0"
+    return resp
+
+
+@api.route("/backups/<backup_id>", methods=["PUT"])
+def backup_put(backup_id: str):
+    """One chunk of a hub's backup at its offset; the whole file replaces the hub's previous backup."""
+    try:
+        offset = int(request.headers["Upload-Offset"])
+        total = int(request.headers["Upload-Length"])
+        sha256 = request.headers["Upload-Sha256"]
+        made_at = request.headers.get("Backup-Made-At", "")[:40]
+        expected = int(request.headers.get("Content-Length", "-1"))
+    except (KeyError, ValueError):
+        return _error(400, "Upload-Offset, Upload-Length and Upload-Sha256 are needed")
+    if expected < 0 or expected > MAX_CHUNK:
+        return _error(400, "a chunk needs a Content-Length of at most 8 MB")
+    chunk = request.stream.read(expected)
+    if len(chunk) != expected:
+        return _error(400, "the chunk was cut short")
+    try:
+        result = store().append_backup(g.hub["id"], backup_id, offset, total, sha256, chunk, made_at)
+    except CentralError as e:
+        return _error(403 if "another hub" in str(e) else 400, str(e))
+    if result.get("error") == "checksum":
+        return _error(422, "checksum", offset=0, complete=False)
+    if result.pop("mismatch", False):
+        return _error(409, "offset", **result)
+    return jsonify(result)
+
+
 @api.route("/publications", methods=["GET"])
 def publications():
     try:

@@ -1,11 +1,11 @@
 """`hub central` and its actions: serve, add-hub, place-hub, revoke-hub, hubs, areas, user, publish, export,
-backup, restore."""
+backup, restore (and alerts, hub-backup from :mod:`hub.central.fleet_commands`)."""
 
 from __future__ import annotations
 
 import sys
 
-from hub.central import backup
+from hub.central import backup, fleet_commands
 from hub.central.store import CentralError, CentralStore
 from hub.central.web import create_central_app
 from hub.commands import read_password
@@ -27,6 +27,7 @@ def register(sub) -> None:
                                     " and TLS front.")
     _serve_options(a)
     a.set_defaults(func=cmd_serve)
+    fleet_commands.register(csub)
     a = csub.add_parser("add-hub", help="register a hub and print its token (shown once)")
     a.add_argument("name")
     a.add_argument("--hub-id", help="the hub's own id (its hub_id setting); default: made here")

@@ -132,7 +132,7 @@ def statements(sql: str) -> Iterator[str]:
             if statement.strip(" \n;"):
                 yield statement
             statement = ""
-    if statement.strip():
+    if any(line.strip() and not line.strip().startswith("--") for line in statement.splitlines()):
         raise ValueError(f"incomplete SQL statement: {statement.strip()[:60]}")
 
 

@@ -9,14 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 from hub.central.areas import AREA_COLUMN, LEVELS, scope_clause
 from hub.central.errors import CentralError
+from hub.core.csvsafe import formula_safe
 
 #: Records read per query while exporting.
 EXPORT_PAGE = 5000
-
-
-def _csv_safe(v):
-    # A leading = + - @ would run as a formula in a spreadsheet.
-    return "'" + v if isinstance(v, str) and v[:1] in "=+-@" else v
 
 
 def _record_out(r: dict) -> dict:
@@ -139,7 +135,7 @@ class Reports:
                                       "received_at": r["received_at"], "sha256": r["sha256"],
                                       "data": json.loads(r["data"])}, ensure_ascii=False) + "\n")
             else:
-                w.writerow([_csv_safe(v) for v in (r["id"], r["kind"], r["hub_id"], r["hub_name"],
+                w.writerow([formula_safe(v) for v in (r["id"], r["kind"], r["hub_id"], r["hub_name"],
                                                    r["created_at"], r["received_at"], r["sha256"], r["data"])])
             n += 1
         for p in reversed(self.publications(scope, limit=1_000_000)):
@@ -150,7 +146,7 @@ class Reports:
                                       "data": {**p["data"], "targets": p["targets"], "areas": p["areas"],
                                                "withdrawn": p["withdrawn"]}}, ensure_ascii=False) + "\n")
             else:
-                w.writerow([p["id"], kind, "", "", p["created_at"], "", "",
-                            _csv_safe(json.dumps(p["data"], ensure_ascii=False))])
+                w.writerow([formula_safe(v) for v in (p["id"], kind, "", "", p["created_at"], "", "",
+                                                      json.dumps(p["data"], ensure_ascii=False))])
             n += 1
         return n

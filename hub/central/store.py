@@ -24,12 +24,13 @@ from pathlib import Path
 from hub.central import database
 from hub.central.areas import Areas, scope_clause
 from hub.central.errors import CentralError
+from hub.central.fleet import Fleet
 from hub.central.publications import Publications
 from hub.central.reports import Reports, _record_out
 from hub.central.storage import FileStorage, MediaStorage
 from hub.core import db as dbmod
 from hub.core.db import new_id, transaction, utcnow
-from hub.migrations import ACCOUNTS_SQL
+from hub.migrations import ACCOUNTS_SQL, SESSIONS_SQL
 from hub.sync import wire
 
 #: Largest media file a hub may upload.
@@ -40,9 +41,13 @@ PENDING = "pending:"
 
 
 
-def _accounts_tables(db) -> None:
-    for statement in database.statements(database.for_backend(ACCOUNTS_SQL.read_text(encoding="utf-8"), db.backend)):
+def _accounts_tables(db, sql_file=ACCOUNTS_SQL) -> None:
+    for statement in database.statements(database.for_backend(sql_file.read_text(encoding="utf-8"), db.backend)):
         db.conn.execute(statement)
+
+
+def _sessions_tables(db) -> None:
+    _accounts_tables(db, SESSIONS_SQL)
 
 
 def _backfill_feedback_state(db) -> None:
@@ -65,10 +70,11 @@ def _backfill_feedback_state(db) -> None:
 
 
 #: Python steps run inside the transaction of the SQL migration of the same name.
-MIGRATION_STEPS = {"c0001_central": _accounts_tables, "c0002_areas": _backfill_feedback_state}
+MIGRATION_STEPS = {"c0001_central": _accounts_tables, "c0002_areas": _backfill_feedback_state,
+                   "c0004_sessions": _sessions_tables}
 
 
-class CentralStore(Areas, Publications, Reports):
+class CentralStore(Areas, Publications, Reports, Fleet):
     """Hubs, their records and media, publications, areas and officer accounts."""
 
     def __init__(self, data_dir: Path, database_url: str = "", media: MediaStorage | None = None):

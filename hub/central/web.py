@@ -41,6 +41,7 @@ from hub import feedback as fb
 from hub.central.api import MAX_CHUNK, api, sign, store
 from hub.central.areas import within
 from hub.central.errors import CentralError
+from hub.central.fleet import PROBLEM_NAMES
 from hub.central.publications import KINDS
 from hub.central.store import CentralStore
 from hub.core import settings as settings_mod
@@ -50,6 +51,7 @@ from hub.web.chart import stacked_bars
 from hub.web.current import static_url, static_versions
 from hub.web.i18n import N_, _, switch_language
 from hub.web.icons import icon
+from hub.web.redirects import safe_next
 from hub.web.security import csrf_token
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "web" / "templates"
@@ -63,6 +65,7 @@ MENU = [
     ("central.transcripts", "papers", N_("Transcripts")),
     ("central.plays", "loudspeaker", N_("Playback logs")),
     ("central.hubs", "village", N_("Hubs")),
+    ("central.fleet", "sync", N_("Fleet health")),
     ("central.publish", "notice", N_("Publish")),
     ("central.export", "papers", N_("Export")),
 ]
@@ -104,11 +107,14 @@ def create_central_app(settings=None, store: CentralStore | None = None) -> Flas
         g.scope = None
         if request.path.startswith(wire.API):
             return None
-        uid = session.get("user_id")
-        if uid:
-            g.user = accounts.get_user(store.db, uid)
+        token = session.get("sid")
+        if token:
+            g.user = accounts.session_user(store.db, token)
             if g.user:
-                g.scope = store.scope_of(uid)
+                g.scope = store.scope_of(g.user["id"])
+            else:
+                session.pop("sid", None)
+        session.pop("user_id", None)  # cookies from before sessions were kept on the server
         if request.method == "POST":
             sent = request.form.get("csrf_token") or ""
             expected = session.get("csrf") or ""
@@ -153,20 +159,17 @@ def login():
     error, status = None, 200
     if request.method == "POST":
         s = current_app.config["HUB_SETTINGS"]
-        outcome, user = accounts.attempt_login(
+        outcome, user, wait = accounts.attempt_login(
             store().db, request.form.get("username") or "", request.form.get("password") or "",
             request.remote_addr or "unknown", s.login_attempts, s.login_window_minutes * 60)
         if outcome == "ok":
             session.clear()
             session.permanent = True
-            session["user_id"] = user["id"]
-            target = request.args.get("next") or ""
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("central.dashboard")
-            return redirect(target, code=303)
+            session["sid"] = accounts.start_session(store().db, user["id"], s.session_hours)
+            return redirect(safe_next(request.args.get("next"), url_for("central.dashboard")), code=303)
         if outcome == "locked":
             error = _("Too many failed logins. Please wait %(minutes)s minutes and try again.",
-                      minutes=s.login_window_minutes)
+                      minutes=max(1, -(-int(wait) // 60)))
             status = 429
         else:
             error, status = _("Wrong name or password."), 401
@@ -175,6 +178,7 @@ def login():
 
 @console.route("/logout", methods=["POST"])
 def logout():
+    accounts.end_session(store().db, session.get("sid"))
     session.clear()
     return redirect(url_for("central.login"), code=303)
 
@@ -272,6 +276,17 @@ def hubs():
     total = store().hub_count(g.scope)
     return render_template("central/hubs.html", now=time.time(), page=page, pages=max(1, -(-total // PER_PAGE)),
                            hubs=store().hubs(g.scope, limit=PER_PAGE, offset=(page - 1) * PER_PAGE), total=total)
+
+
+@console.route("/fleet")
+@login_required
+def fleet():
+    """Each hub's health, newest backup and problems; the ones with problems first."""
+    hubs = store().fleet(g.scope, current_app.config["HUB_SETTINGS"])
+    page, pages = _page(), max(1, -(-len(hubs) // PER_PAGE))
+    return render_template("central/fleet.html", hubs=hubs[(page - 1) * PER_PAGE:page * PER_PAGE], total=len(hubs),
+                           with_problems=sum(1 for h in hubs if h["problems"]), page=page, pages=pages,
+                           problem_names=PROBLEM_NAMES)
 
 
 @console.route("/media/<media_id>")

@@ -62,7 +62,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("portal_url", str, "", "Address phones are sent to by the captive portal. Empty: http://HOST:PORT/."),
     S("hostnames", list, ["hub.local"], "Extra host names that are the hub itself; any other Host is sent to the portal."),
     S("behind_proxy", bool, False, "Trust X-Forwarded-For and X-Forwarded-Proto from the local nginx."),
-    S("staff_networks", list, [], "Networks (CIDR) allowed to reach the clerk console. Empty: any."),
+    S("staff_networks", list, [], "Networks (CIDR) allowed to reach the clerk console. Empty: the staff LAN's (`staff_address`), the staff Wi-Fi's and the hub itself."),
     S("secret_key", str, "", "Key that signs session cookies. Empty: made once and kept in the data directory.", secret=True),
     S("max_upload_mb", int, 20, "Largest upload accepted, in megabytes; bigger requests get 413."),
     S("max_audio_seconds", int, 300, "Longest voice recording accepted from a phone, in seconds."),
@@ -103,15 +103,22 @@ SETTINGS: tuple[Setting, ...] = (
     S("sync_chunk_kb", int, 256, "Size of one media upload request, in kilobytes; a cut upload resends at most this much."),
     S("sync_timeout_seconds", float, 30.0, "How long to wait for the central server before a request counts as failed."),
     S("sync_max_backoff_seconds", int, 3600, "Longest wait between attempts after failures (the wait doubles from 30 s)."),
+    S("backup_interval_hours", int, 24, "How often sync sends a backup of the whole hub to the central server, in hours. 0: never."),
+    S("backup_warn_days", int, 7, "`hub doctor` warns when the newest backup is older than this many days."),
     # --- the central server (`hub central`) ---
     S("database_url", str, "", "Central server's database: postgresql://user@host/name, or empty for SQLite (central.db in data_dir)."),
     S("telegram_bot_token", str, "", "Bot token for mirroring public notices to Telegram. Empty: no mirror.", secret=True),
     S("telegram_chat_id", str, "", "The commune's Telegram channel, e.g. @mycommune."),
     S("telegram_api_url", str, "https://api.telegram.org", "Base address of the Telegram Bot API."),
+    S("fleet_chat_id", str, "", "Central server: the officers' Telegram chat for fleet alerts (sent with telegram_bot_token). Empty: no alerts."),
+    S("fleet_silent_hours", float, 24.0, "Central server: alert when a hub has not been heard from for this many hours."),
+    S("fleet_disk_low_mb", int, 300, "Central server: alert when a hub reports less free disk than this, in megabytes."),
+    S("fleet_alert_after_minutes", int, 15, "Central server: a problem must last this long before its alert is sent (debounce)."),
     # --- the appliance: Wi-Fi, captive network ---
     S("wifi_interface", str, "wlan0", "Wireless interface the villagers' access point runs on."),
     S("uplink_interface", str, "eth0", "Interface of the office line or 3G/4G dongle."),
     S("staff_interface", str, "eth0", "Interface of the office LAN, where clerks reach the console."),
+    S("staff_address", str, "", "The hub's fixed address on the office LAN with its prefix (e.g. 192.168.1.250/24); the console is served there. Empty: only on the staff Wi-Fi and the hub itself."),
     S("ssid", str, "Commune-Hub", "Name of the villagers' open Wi-Fi network."),
     S("country_code", str, "KH", "Regulatory country of the access point."),
     S("wifi_hw_mode", str, "g", "Wi-Fi band: g for 2.4 GHz, a for 5 GHz.", choices=("g", "a")),
@@ -291,6 +298,11 @@ def _check(values: dict[str, Any]) -> None:
         hh, _, mm = v.partition(":")
         if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
             bad(name, "is not a time of day like 21:00")
+    for name in ("backup_interval_hours", "backup_warn_days", "fleet_disk_low_mb", "fleet_alert_after_minutes"):
+        if values[name] < 0:
+            bad(name, "must not be negative")
+    if values["fleet_silent_hours"] <= 0:
+        bad("fleet_silent_hours", "must be greater than 0")
     if values["grace_minutes"] < 0:
         bad("grace_minutes", "must not be negative")
     if values["central_url"] and not values["central_url"].startswith(("http://", "https://")):

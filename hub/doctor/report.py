@@ -29,6 +29,7 @@ TITLES = {
     "speech": N_("Speech models"),
     "uplink": N_("Uplink"),
     "sync": N_("Sync with the central server"),
+    "backup": N_("Backups"),
 }
 
 

@@ -211,6 +211,11 @@ def check_clock(checkup: Checkup) -> Finding:
         return Finding("clock", FAIL, N_("The clock state cannot be read: %(error)s"),
                        {"error": str(e)}, DB_RESTORE_HINT)
     values = {"time": now.strftime("%Y-%m-%d %H:%M UTC"), "source": source or ""}
+    problem = clock.problem()
+    if problem:
+        return Finding("clock", WARN, N_("Not trusted: %(problem)s (it says %(time)s)"),
+                       {**values, "problem": problem},
+                       N_("Ask a clerk to confirm the time in the console, or connect the uplink."))
     if source is None:
         return Finding("clock", WARN,
                        N_("Not trusted since this boot (it says %(time)s); scheduled"

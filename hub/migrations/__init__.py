@@ -16,6 +16,9 @@ HERE = Path(__file__).parent
 #: The accounts tables; the central server's migrations run this file too.
 ACCOUNTS_SQL = HERE / "accounts.sql"
 
+#: Server-side sessions and login throttling; the central server's migrations run this file too.
+SESSIONS_SQL = HERE / "sessions.sql"
+
 #: (name, SQL files), in the order they are applied to a new database.
 STEPS: list[tuple[str, tuple[Path, ...]]] = [
     ("0001_core_tables", (HERE / "core.sql", ACCOUNTS_SQL)),
@@ -24,6 +27,8 @@ STEPS: list[tuple[str, tuple[Path, ...]]] = [
     # 0004 first; new databases are built in the same order.
     ("0004_voice", (HERE / "voice.sql",)),
     ("0003_announce", (HERE / "announce.sql",)),
+    ("0006_sessions", (SESSIONS_SQL,)),
+    ("0007_console", (HERE / "console.sql",)),
     ("0008_media_size", (HERE / "media_size.sql",)),
 ]
 

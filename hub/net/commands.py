@@ -13,6 +13,7 @@ from hub.core.daemon import load_settings
 from hub.core.errors import HubError
 from hub.net import render
 from hub.net.checks import web_settings
+from hub.net.plan import staff_addresses
 
 #: Debian's hostapd package ships masked; dnsmasq, nftables and nginx are plain services.
 SERVICES = ("systemd-networkd", "hostapd", "dnsmasq", "nginx")
@@ -48,6 +49,10 @@ def _warn_web_settings(settings) -> None:
     probe = web_settings(settings)
     if not probe.ok:
         print(f"hub: warning: {probe.detail}; set {probe.hint}", file=sys.stderr)
+    if not staff_addresses(settings):
+        print("hub: warning: staff_address is empty and there is no staff Wi-Fi, so the clerk console is served"
+              ' only on the hub itself; set staff_address = "ADDRESS/PREFIX" (the hub\'s fixed address on the'
+              " office LAN)", file=sys.stderr)
 
 
 def cmd_apply(args) -> int:

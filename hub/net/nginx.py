@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from hub.core.settings import SettingsError
-from hub.net.plan import HEADER, UUID_RE, validate
+from hub.net.plan import HEADER, UUID_RE, staff_addresses, validate
 from hub.web.current import STATIC_DIR
 
 # nginx: @NAME@ markers are filled in by nginx_site(); $names are nginx's own.
 _NGINX_HTTP = """\
 # @HEADER@
 # nginx in front of hub-web (gunicorn on a unix socket). Two server blocks:
-# the villagers' side on the access point's address, the staff side on every
-# other address. nginx serves /static/ and /media/ itself.
+# the villagers' side on the access point's address, the staff side only on
+# the hub's staff addresses; any other address (the uplink's) gets its
+# connection closed with no answer. nginx serves /static/ and /media/ itself.
 
 upstream hub_web {
     server unix:@SOCKET@;
@@ -36,7 +37,7 @@ map $http_host $hub_host {
 _NGINX_SERVER = """
 server {
     # @SIDE_COMMENT@
-    listen @LISTEN@ default_server;
+@LISTEN@
     server_name _;
     server_tokens off;
     client_max_body_size @BODY_MB@m;
@@ -123,21 +124,42 @@ _NGINX_NO_CLERK = """
 """
 
 
+# With this block nginx binds only *:80 and picks a block by the address a connection
+# reached, so it starts before the Wi-Fi or the LAN has its address, and an address
+# that is neither side's (the uplink's, whatever its DHCP gave it) is answered by no one.
+_NGINX_NOBODY = """
+server {
+    # Neither side: the uplink's address, or one the hub was never told of.
+    listen 80 default_server;
+    server_name _;
+    server_tokens off;
+    return 444;
+}
+"""
+
+
 def static_dir() -> Path:
     return STATIC_DIR.resolve()
+
+
+def _listens(addresses: list[str]) -> str:
+    return "".join(f"    listen {a};\n" for a in addresses)
 
 
 def nginx_site(
     settings,
     villager_listen: str | None = None,
-    staff_listen: str | None = "80",
+    staff_listen: str | list[str] | None = None,
     static: Path | None = None,
+    staff: bool = True,
 ) -> str:
     """The nginx ``http``-level config: the upstream, and one server block per side.
 
-    *villager_listen* defaults to ``AP_ADDRESS:80``. *staff_listen* defaults
-    to port 80 on every other address (nginx picks the block by the address a
-    connection reached); None leaves the staff side out.
+    *villager_listen* defaults to ``AP_ADDRESS:80``. *staff_listen* defaults to
+    port 80 on the staff addresses only (``staff_address``, the staff Wi-Fi's,
+    and loopback for the hub itself), beside a block that closes every other
+    connection to port 80; given (tests), it replaces both. *staff* false
+    leaves the staff side out.
     """
     validate(settings)
     media = Path(settings.media_dir).resolve()
@@ -159,12 +181,19 @@ def nginx_site(
             text = text.replace(f"@{k}@", v)
         return text
 
+    rendered = staff_listen is None
+    if rendered:
+        staff_listen = [f"{a}:80" for a in (*staff_addresses(settings), "127.0.0.1")]
+    elif isinstance(staff_listen, str):
+        staff_listen = [staff_listen]
     out = fill(_NGINX_HTTP, {})
+    if rendered:
+        out += _NGINX_NOBODY
     out += fill(
         _NGINX_SERVER,
         {
             "SIDE": "villager",
-            "LISTEN": villager_listen or f"{settings.ap_address}:80",
+            "LISTEN": _listens([villager_listen or f"{settings.ap_address}:80"]),
             "HOST": "$hub_host",
             "HOST_COMMENT": (
                 "The Host is kept: a foreign one\n"
@@ -174,12 +203,12 @@ def nginx_site(
             "CLERK": _NGINX_NO_CLERK,
         },
     )
-    if staff_listen:
+    if staff:
         out += fill(
             _NGINX_SERVER,
             {
                 "SIDE": "staff",
-                "LISTEN": staff_listen,
+                "LISTEN": _listens(staff_listen),
                 # Clerks type the hub's LAN address, which no setting can know in
                 # advance; the app must not take it for a foreign host and send
                 # them to the villagers' portal. Its redirects are relative.
@@ -188,7 +217,7 @@ def nginx_site(
                     "Clerks use whatever LAN address the hub\n"
                     "    # got; the app gets the hub's own name so it never sends them to the portal."
                 ),
-                "SIDE_COMMENT": "Staff side: office LAN and staff Wi-Fi; the clerk console.",
+                "SIDE_COMMENT": "Staff side: the hub's office LAN and staff Wi-Fi addresses; the clerk console.",
                 "CLERK": "",
             },
         )

@@ -42,6 +42,55 @@ def has_staff_wifi(settings) -> bool:
     return bool(settings.staff_ssid)
 
 
+#: The hub itself: a technician on the Pi, and `hub run` on a laptop.
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+def staff_lan(settings) -> ipaddress.IPv4Interface | None:
+    """The hub's own address on the office LAN (``staff_address``), or None."""
+    if not settings.staff_address:
+        return None
+    try:
+        iface = ipaddress.IPv4Interface(settings.staff_address)
+    except ValueError:
+        raise _bad("staff_address", settings.staff_address,
+                   "is not an IPv4 address with its prefix, like 192.168.1.250/24") from None
+    if "/" not in settings.staff_address or not 8 <= iface.network.prefixlen <= 30:
+        raise _bad("staff_address", settings.staff_address, "needs its prefix, /8 to /30, like 192.168.1.250/24")
+    return iface
+
+
+def staff_addresses(settings) -> list[str]:
+    """The hub's addresses on the staff side, where nginx serves the console."""
+    out = []
+    lan = staff_lan(settings)
+    if lan is not None:
+        out.append(str(lan.ip))
+    if has_staff_wifi(settings):
+        out.append(settings.staff_ap_address)
+    return out
+
+
+def staff_networks(settings) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Where a clerk's request may come from: ``staff_networks``, or by default the staff LAN's
+    subnet, the staff Wi-Fi's and the hub itself. Never the villagers' network."""
+    if settings.staff_networks:
+        nets = []
+        for n in settings.staff_networks:
+            try:
+                nets.append(ipaddress.ip_network(str(n), strict=False))
+            except ValueError:
+                raise _bad("staff_networks", n, "is not a network like 192.168.1.0/24") from None
+        return nets
+    nets = list(LOOPBACK)
+    lan = staff_lan(settings)
+    if lan is not None:
+        nets.append(lan.network)
+    if has_staff_wifi(settings):
+        nets.append(staff_network(settings))
+    return nets
+
+
 def validate(settings) -> None:
     """Raise a one-line :class:`SettingsError` naming the first setting that cannot work."""
     for name in ("wifi_interface", "uplink_interface", "staff_interface", "staff_wifi_interface"):
@@ -77,6 +126,9 @@ def validate(settings) -> None:
         raise _bad("dhcp_lease_time", settings.dhcp_lease_time, "is not a lease time like 2h, 45m or 3600")
     if not settings.web_socket.startswith("/"):
         raise _bad("web_socket", settings.web_socket, "must be an absolute path")
+    lan = staff_lan(settings)
+    if lan is not None and lan.network.overlaps(net):
+        raise _bad("staff_address", settings.staff_address, f"overlaps the villagers' network {net}")
     if has_staff_wifi(settings):
         _check_ssid("staff_ssid", settings.staff_ssid)
         if settings.staff_ssid == settings.ssid:
@@ -99,6 +151,13 @@ def validate(settings) -> None:
                 settings.staff_ap_address,
                 f"overlaps the villagers' network {net}",
             )
+    _check_staff_networks(settings, net)
+
+
+def _check_staff_networks(settings, net) -> None:
+    for n in staff_networks(settings):
+        if n.version == 4 and n.overlaps(net) and n.prefixlen >= net.prefixlen:
+            raise _bad("staff_networks", str(n), f"is inside the villagers' network {net}")
 
 
 def _check_ssid(name: str, value: str) -> None:

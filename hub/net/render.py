@@ -137,7 +137,7 @@ def dnsmasq_conf(settings) -> str:
 
 
 def nftables_conf(settings) -> str:
-    """The firewall: port 80 to the portal, nothing else for villagers; the staff side untouched."""
+    """The firewall: port 80 to the portal, nothing else for villagers; no web server on a separate uplink."""
     validate(settings)
     wifi = settings.wifi_interface
     ap = settings.ap_address
@@ -150,6 +150,11 @@ def nftables_conf(settings) -> str:
         oifname "{settings.uplink_interface}" ip saddr {staff_network(settings)} masquerade
     }}
 """
+    uplink = ""
+    if settings.uplink_interface != settings.staff_interface:
+        uplink = f"""
+        # The uplink is not the staff side: nothing there may reach the web server.
+        iifname "{settings.uplink_interface}" tcp dport {{ 80, 443 }} counter drop"""
     return f"""#!/usr/sbin/nft -f
 # {HEADER}
 # Only the table "hub" is replaced; other rulesets are left alone.
@@ -167,7 +172,7 @@ table inet hub {{
 
     chain input {{
         type filter hook input priority filter; policy accept;
-        iifname "{wifi}" jump from_villagers
+        iifname "{wifi}" jump from_villagers{uplink}
     }}
 
     # What a villager's phone may reach on the hub: DHCP, DNS and the portal.

@@ -7,6 +7,7 @@ import stat
 import sys
 from pathlib import Path
 
+from hub import accounts
 from hub.commands import read_password
 from hub.core.errors import HubError
 from hub.provision.card import provision
@@ -62,6 +63,8 @@ def cmd_provision(args) -> int:
     clerk = None
     if args.clerk:
         clerk = (args.clerk, read_password(f"Password for {args.clerk}: "))
+        # Refused now, not at first boot, where nobody would see why there is no account.
+        accounts.check_password(clerk[1], clerk[0])
     done = provision(target, Path(config), args.hostname, clerk=clerk, ssh=args.ssh)
     print(f"{target}: wrote {', '.join(done.files)} to the boot partition"
           f" (at byte {done.offset})")

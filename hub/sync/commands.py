@@ -47,4 +47,7 @@ def cmd_status(args) -> int:
     for key in ("last_online", "last_success", "last_error", "last_error_at", "last_outcome", "pull_cursor"):
         if key in state:
             print(f"{key}: {state[key]}")
+    if "backup_upload" in state:
+        job = json.loads(state["backup_upload"])
+        print(f"backup to the central server: {job['bytes']} bytes made {job['made_at']}, being sent")
     return 0

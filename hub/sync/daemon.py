@@ -10,6 +10,7 @@ import time
 from hub.core.context import open_context
 from hub.core.daemon import Daemon, service_main
 from hub.migrations import MIGRATIONS
+from hub.sync import state as sync_state
 from hub.sync.engine import run_cycle
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Sync(Daemon):
         self.failures = 0
         self.next_at = 0.0
         self.last = None
+        self.answered_request = None
 
     def setup(self) -> None:
         self.ctx = open_context(self.settings, MIGRATIONS, migrate=False)
@@ -45,9 +47,13 @@ class Sync(Daemon):
             log.info("sync is off: central_url is empty")
 
     def poll(self) -> None:
-        if not self.settings.central_url or time.monotonic() < self.next_at:
+        if not self.settings.central_url:
             return
-
+        requested = sync_state.sync_requested(self.ctx.db)
+        asked_now = requested is not None and requested != self.answered_request
+        if time.monotonic() < self.next_at and not asked_now:
+            return
+        self.answered_request = requested  # "Sync now" in the console: answered by this cycle
         self.last = run_cycle(self.ctx, beat=self.heartbeat, stopping=lambda: self.quitting)
         if self.last.ok:
             self.failures = 0

@@ -20,10 +20,13 @@ from zoneinfo import ZoneInfo
 from hub import __version__, notices
 from hub.announce import schedule
 from hub.announce import store as announcements
+from hub.backup import upload as backup_upload
+from hub.core.clock import ClockRefused
 from hub.core.db import utcnow
 from hub.sync import inbox, outbox
 from hub.sync import state as sync_state
 from hub.sync.client import BudgetExhausted, CentralClient, NotOnline, Rejected, SyncError
+from hub.sync.health import fleet_health
 from hub.sync.telegram import Mirror
 
 log = logging.getLogger(__name__)
@@ -80,7 +83,7 @@ def health(ctx) -> dict:
     return {"version": __version__, "disk_free_mb": free, "uptime_seconds": int(uptime),
             "outbox_pending": c["pending"], "outbox_flagged": c["conflict"] + c["refused"],
             "media_pending": outbox.media_counts(ctx.db)["pending"], "clock_trust": ctx.clock.trust(),
-            "hub_name": s.hub_name}
+            "hub_name": s.hub_name, **fleet_health(ctx)}
 
 
 def run_cycle(ctx, beat=lambda: None, stopping=lambda: False) -> Outcome:
@@ -105,14 +108,21 @@ def run_cycle(ctx, beat=lambda: None, stopping=lambda: False) -> Outcome:
             # Rejected: signed, but refused (a revoked token): still no uplink for this hub.
             out.message = str(e) if isinstance(e, BudgetExhausted) else f"not online: {e}"
             out.error = str(e)
+            if not sync_state.get_state(db, "offline_since"):
+                sync_state.set_state(db, offline_since=utcnow())  # the console says "offline since ..."
             return out
         out.online = True
-        ctx.clock.set_trusted_time("central", hello["time_estimate"])
+        sync_state.set_state(db, offline_since=None)
+        try:
+            ctx.clock.set_trusted_time("central", hello["time_estimate"])
+        except ClockRefused as e:
+            log.warning("the central server's time was refused: %s", e)
         sync_state.set_state(db, last_online=utcnow(), central_hub_name=hello.get("hub_name", ""))
         try:
             _push(ctx, client, out)
             _upload_media(ctx, client, out, beat, stopping)
             _pull(ctx, client, out)
+            backup_upload.send(ctx, client, out, beat, stopping)
             _mirror(ctx, out, stopping)
         except (SyncError, OSError) as e:
             out.error = client.redact(str(e))

@@ -35,7 +35,7 @@ from hub.sync.wire import canonical
 from hub.voice import transcripts
 
 #: Fields that name a media row; the file behind it is uploaded too.
-MEDIA_FIELDS = ("audio_id", "image_id", "media_id")
+MEDIA_FIELDS = ("audio_id", "image_id", "media_id", "reply_audio_id")
 #: Rows changed this recently are re-checked on every scan (updated_at has one-second steps).
 RECENT_SECONDS = 5
 STATES = ("pending", "sent", "conflict", "refused")
@@ -76,24 +76,36 @@ def fingerprint(data: dict) -> str:
     return hashlib.sha256(canonical(data)).hexdigest()
 
 
-def scan(ctx) -> int:
-    """Turn new and changed rows of every source into outbox records; return how many."""
-    db = ctx.db
-    _ = ctx.hub_id  # made (and stored) now, not inside the transactions below
+def _sources(db):
+    """The sources whose tables exist, each with whether it has ``updated_at``."""
     tables = set(db.table_names())
-    made = 0
     for source in SOURCES:
         if source.table not in tables:
             continue
         cols = _columns(db, source.table)
-        if not {"id", "hub_id", "created_at"} <= set(cols):
-            continue
-        made += _scan_source(ctx, source, "updated_at" in cols)
-    return made
+        if {"id", "hub_id", "created_at"} <= set(cols):
+            yield source, "updated_at" in cols
 
 
-def _scan_source(ctx, source: Source, has_updated_at: bool) -> int:
-    db = ctx.db
+def scan(ctx) -> int:
+    """Turn new and changed rows of every source into outbox records; return how many."""
+    _ = ctx.hub_id  # made (and stored) now, not inside the transactions below
+    return sum(_scan_source(ctx, source, has_updated_at) for source, has_updated_at in _sources(ctx.db))
+
+
+def unscanned(db) -> int:
+    """How many records the next :func:`scan` would make; it reads only, and writes nothing."""
+    return sum(1 for source, has_updated_at in _sources(db)
+               for _row, data, _fp in _changes(db, source, has_updated_at) if data)
+
+
+def unsent(db) -> int:
+    """Records that have not reached the central server: pending in the outbox, or still to be queued."""
+    return counts(db)["pending"] + unscanned(db)
+
+
+def _changes(db, source: Source, has_updated_at: bool):
+    """(row, data, fingerprint seen before) for each changed row; data is empty when only the marker moves."""
     if has_updated_at:
         recent = (datetime.now(UTC) - timedelta(seconds=RECENT_SECONDS)).isoformat(timespec="seconds")
         sql = (f"select t.*, s.fingerprint as _fp from {source.table} t left join sync_seen s"
@@ -106,17 +118,21 @@ def _scan_source(ctx, source: Source, has_updated_at: bool) -> int:
         args = [source.table]
     if source.where:
         sql += f" and ({source.where})"
-    made = 0
-    batch: list[tuple[dict, dict, str | None]] = []
     for row in db.query(sql, args):
         seen_fp = row.pop("_fp")
         data = source.data(row)
-        fp = fingerprint(data)
-        if fp == seen_fp:
+        if fingerprint(data) == seen_fp:
             if has_updated_at:
-                batch.append((row, {}, None))  # only the marker moves
+                yield row, {}, None
             continue
-        batch.append((row, data, seen_fp))
+        yield row, data, seen_fp
+
+
+def _scan_source(ctx, source: Source, has_updated_at: bool) -> int:
+    made = 0
+    batch: list[tuple[dict, dict, str | None]] = []
+    for change in _changes(ctx.db, source, has_updated_at):
+        batch.append(change)
         if len(batch) >= 500:
             made += _enqueue_rows(ctx, source, batch)
             batch = []

@@ -44,3 +44,12 @@ def usage(db, day: str) -> int:
         return 0
     used_day, used = value.split(" ")
     return int(used) if used_day == day else 0
+
+
+def request_sync(db, at: str) -> None:
+    """A clerk pressed "Sync now": hub-sync runs a cycle at its next poll instead of waiting."""
+    set_state(db, sync_requested=at)
+
+
+def sync_requested(db) -> str | None:
+    return get_state(db, "sync_requested")

@@ -17,8 +17,10 @@ from hub.web import (
     clerk_announcements,
     clerk_feedback,
     clerk_notices,
+    clerk_poster,
     clerk_sync,
     clerk_voice,
+    console,
     errors,
     i18n,
     media,
@@ -45,6 +47,8 @@ BLUEPRINTS = (
     voice.bp,
     mine.bp,
     appinfo.bp,
+    clerk_poster.bp,
+    console.bp,
 )
 
 

@@ -8,8 +8,12 @@ COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 
 def stacked_bars(labels: list[str], series: list[tuple[str, list[int]]], width: int = 640,
-                 height: int = 260) -> Markup:
-    """One bar per label, stacked by series; a legend below."""
+                 height: int = 260, label: str = "", table_id: str = "") -> Markup:
+    """One bar per label, stacked by series; a legend below.
+
+    *label* is the chart's accessible name; *table_id* names the table that holds the same numbers,
+    for screen readers (the picture itself is one image to them).
+    """
     pad_l, pad_b, pad_t = 36, 28, 10
     n = max(len(labels), 1)
     totals = [sum(vals[i] for _, vals in series) for i in range(len(labels))]
@@ -17,8 +21,9 @@ def stacked_bars(labels: list[str], series: list[tuple[str, list[int]]], width: 
     plot_h = height - pad_b - pad_t
     bar_w = (width - pad_l) / n * 0.7
     legend_h = 22 * ((len(series) + 3) // 4)
+    described = f' aria-describedby="{escape(table_id)}"' if table_id else ""
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height + legend_h}"'
-             f' role="img" class="chart">']
+             f' role="img" aria-label="{escape(label)}"{described} class="chart"><title>{escape(label)}</title>']
     for frac in (0, 0.5, 1):
         y = pad_t + plot_h * (1 - frac)
         parts.append(f'<line x1="{pad_l}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ccc"/>'

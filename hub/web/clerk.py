@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
+import math
 
-from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
 from hub import accounts, feedback
 from hub.core import problems
+from hub.core.clock import ClockRefused, parse_device_time
 from hub.web.chart import stacked_bars
 from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import N_, _
-from hub.web.security import client_address, login_required, on_staff_side
+from hub.web.redirects import safe_next
+from hub.web.security import client_address, log_in, log_out, login_required, on_staff_side
 
 bp = Blueprint("clerk", __name__, url_prefix="/clerk")
 
@@ -25,13 +26,12 @@ CONSOLE_MENU = [
     ("clerk_announcements.index", "loudspeaker", N_("Announcements")),
     ("clerk_voice.recordings", "mic", N_("Recordings")),
     ("clerk_voice.prompts", "listen", N_("Kiosk prompts")),
+    ("clerk_poster.poster", "qr", N_("Poster")),
 ]
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/clerk") and not target.startswith("//"):
-        return target
-    return url_for("clerk.dashboard")
+    return safe_next(target, url_for("clerk.dashboard"), prefix="/clerk")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -42,17 +42,15 @@ def login():
     status = 200
     if request.method == "POST":
         s = hub_settings()
-        outcome, user = accounts.attempt_login(
+        outcome, user, wait = accounts.attempt_login(
             hub_context().db, request.form.get("username") or "", request.form.get("password") or "",
             client_address(), s.login_attempts, s.login_window_minutes * 60)
         if outcome == "ok":
-            session.clear()
-            session.permanent = True
-            session["user_id"] = user["id"]
+            log_in(user)
             return redirect(_safe_next(request.args.get("next")), code=303)
         if outcome == "locked":
             error = _("Too many failed logins. Please wait %(minutes)s minutes and try again.",
-                      minutes=s.login_window_minutes)
+                      minutes=max(1, math.ceil(wait / 60)))
             status = 429
         else:
             error = _("Wrong name or password.")
@@ -62,7 +60,7 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
-    session.clear()
+    log_out()
     return redirect(url_for("clerk.login"), code=303)
 
 
@@ -77,7 +75,9 @@ def dashboard():
     weeks, counts = feedback.weekly_counts(ctx.db, 8, ctx.clock.now())
     names = {c[0]: (c[2] if g.lang == "km" else c[1]) for c in feedback.CATEGORIES}
     series = [(names[k], v) for k, v in counts.items() if any(v)]
-    chart = stacked_bars([w[5:] for w in weeks], series or [(names["other"], [0] * len(weeks))])
+    chart = stacked_bars([w[5:] for w in weeks], series or [(names["other"], [0] * len(weeks))],
+                         label=_("Feedback per week and category, the last %(n)s weeks", n=len(weeks)),
+                         table_id="chart-table")
     by_status = {s: 0 for s in feedback.STATUSES}
     for r in ctx.db.query("select status, count(*) as n from feedback group by status"):
         by_status[r["status"]] = r["n"]
@@ -92,25 +92,12 @@ def dashboard():
 def set_clock():
     """Trust the time the clerk's device shows (JavaScript fills it in; typed otherwise)."""
     ctx = hub_context()
-    millis = request.form.get("device_epoch_ms", "").strip()
     try:
-        if millis:
-            true_time = int(millis) / 1000
-        else:
-            local = datetime.fromisoformat(request.form.get("local_time", ""))
-            true_time = local.replace(tzinfo=ZoneInfo(hub_settings().timezone)).timestamp()
-    except ValueError:
+        true_time = parse_device_time(request.form.get("device_epoch_ms"), request.form.get("local_time"),
+                                      hub_settings().timezone)
+        ctx.clock.set_trusted_time("clerk", true_time)
+    except ClockRefused as e:
         return render_template("message.html", title=_("The time was not understood"),
-                               message=_("Please enter the date and time again.")), 400
-    ctx.clock.set_trusted_time("clerk", true_time)
+                               message=_(e.message, **e.values)), 400
+    flash(_("The hub's clock is set. Scheduled announcements play on time again."), "ok")
     return redirect(_safe_next(request.form.get("next")), code=303)
-
-
-@bp.app_context_processor
-def _clock_banner():
-    if not request.path.startswith("/clerk") or g.get("user") is None:
-        return {"console_menu": CONSOLE_MENU}
-    ctx = hub_context()
-    now = ctx.clock.now().astimezone(ZoneInfo(hub_settings().timezone))
-    return {"clock_trusted": ctx.clock.trusted(), "hub_local_time": now.strftime("%Y-%m-%dT%H:%M"),
-            "console_menu": CONSOLE_MENU}

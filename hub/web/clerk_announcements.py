@@ -12,6 +12,7 @@ from flask import Blueprint, Response, abort, g, redirect, render_template, requ
 from hub.announce import schedule, store
 from hub.core import khmer
 from hub.core.media import MediaError
+from hub.web.console import done
 from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import N_, _
 from hub.web.security import login_required
@@ -217,7 +218,9 @@ def new():
         discard(rows)
         return _render_form(form, error_text(e.code), 400)
     if not rule_text:
+        done(_("It plays in a moment, before anything scheduled."))
         return redirect(url_for(".index", queued="1"), code=303)
+    done(_("Saved. Here is when it plays."))
     first = store.get(ctx.db, announcement_id)["next_at"]
     quiet = schedule.QuietHours.from_settings(hub_settings())
     first_start = schedule.play_after(store.parse_time(first), fields["urgent"], quiet)
@@ -233,16 +236,30 @@ def play(announcement_id: str):
         store.play_now(hub_context(), announcement_id)
     except KeyError:
         abort(404)
+    done(_("It plays in a moment, before anything scheduled."))
     return redirect(url_for(".index", queued="1"), code=303)
 
 
-@bp.route("/<announcement_id>/stop", methods=["POST"])
+@bp.route("/<announcement_id>/stop", methods=["GET", "POST"])
 @login_required
 def stop(announcement_id: str):
+    """GET asks first (works without JavaScript); POST, from that page, stops the announcement."""
+    ctx = hub_context()
+    item = store.get(ctx.db, announcement_id)
+    if item is None:
+        abort(404)
+    if request.method == "GET":
+        return render_template("clerk/confirm.html", title=_("Stop this announcement?"),
+                               question=_("“%(title)s” will not play again, and a playing that has begun is cut"
+                                          " short. To play it later, make a new announcement.",
+                                          title=item.get("title") or _("(no title)")),
+                               action=url_for(".stop", announcement_id=announcement_id),
+                               button=_("Yes, stop it"), cancel=url_for(".index"))
     try:
-        store.stop(hub_context(), announcement_id)
+        store.stop(ctx, announcement_id)
     except KeyError:
         abort(404)
+    done(_("Stopped. It will not play again."))
     return redirect(url_for(".index"), code=303)
 
 

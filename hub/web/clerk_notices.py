@@ -9,6 +9,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from hub import notices
 from hub.core.media import MediaError
+from hub.web.console import done
 from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import _
 from hub.web.security import login_required
@@ -71,8 +72,10 @@ def _save(notice_id: str | None):
     try:
         if notice_id:
             notices.update(ctx, notice_id, fields, rows)
+            done(_("Notice saved. Villagers see the new version now."))
         else:
             notice_id = notices.create(ctx, fields, rows)
+            done(_("Published. Villagers see the notice on the portal now."))
     except KeyError:
         discard(rows)
         abort(404)
@@ -103,15 +106,29 @@ def edit(notice_id: str):
                            item=item)
 
 
-@bp.route("/<notice_id>/expire", methods=["POST"])
+@bp.route("/<notice_id>/expire", methods=["GET", "POST"])
 @login_required
 def expire(notice_id: str):
+    """GET asks first (works without JavaScript); POST, from that page, expires the notice."""
+    item = notices.get(hub_context().db, notice_id)
+    if item is None:
+        abort(404)
+    if request.method == "GET":
+        return render_template("clerk/confirm.html", title=_("Expire this notice now?"),
+                               question=_("“%(title)s” leaves the portal at once. You can give it a later expiry"
+                                          " date again by editing it.",
+                                          title=(item["title_km"] or item["title_en"]).replace("\u200b", "")),
+                               action=url_for("clerk_notices.expire", notice_id=notice_id),
+                               button=_("Yes, expire it now"), cancel=url_for("clerk_notices.index"))
     notices.expire(hub_context(), notice_id)
+    done(_("Expired. The notice is no longer on the portal."))
     return redirect(url_for("clerk_notices.index"), code=303)
 
 
 @bp.route("/<notice_id>/pin", methods=["POST"])
 @login_required
 def pin(notice_id: str):
-    notices.set_pinned(hub_context(), notice_id, request.form.get("pinned") == "1")
+    pinned = request.form.get("pinned") == "1"
+    notices.set_pinned(hub_context(), notice_id, pinned)
+    done(_("Pinned to the top of the portal.") if pinned else _("Unpinned."))
     return redirect(url_for("clerk_notices.index"), code=303)

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, g, redirect, render_template, request, send_
 from hub.core.media import MediaError
 from hub.voice import models, transcripts
 from hub.voice import prompts as prompts_mod
+from hub.web.console import done
 from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import N_, _
 from hub.web.security import login_required
@@ -65,6 +66,7 @@ def transcript(transcript_id: str):
     if request.method == "POST":
         try:
             transcripts.correct(ctx, transcript_id, request.form.get("text", ""), g.user["username"])
+            done(_("Transcript saved as checked."))
             return redirect(url_for("clerk_voice.transcript", transcript_id=transcript_id), code=303)
         except ValueError:
             error = _("That text is too long.")
@@ -76,6 +78,7 @@ def transcript(transcript_id: str):
 @login_required
 def retry(transcript_id: str):
     transcripts.retry(hub_context(), transcript_id)
+    done(_("The transcriber will try this recording again."))
     return redirect(url_for("clerk_voice.transcript", transcript_id=transcript_id), code=303)
 
 
@@ -96,6 +99,7 @@ def replace_prompt(key: str):
     ctx = hub_context()
     if request.form.get("reset"):
         prompts_mod.reset(ctx, key)
+        done(_("The kiosk uses the placeholder again."))
         return redirect(url_for("clerk_voice.prompts", saved=key) + f"#p-{key}", code=303)
     field = request.files.get("audio")
     if field is None or not (field.filename or field.content_length):
@@ -111,6 +115,7 @@ def replace_prompt(key: str):
             if e.code == "too_long":
                 return _prompts_error(key, _("A prompt must be shorter than 30 seconds."))
             return _prompts_error(key, media_message(e))
+    done(_("Saved. The kiosk says it with your recording now."))
     return redirect(url_for("clerk_voice.prompts", saved=key) + f"#p-{key}", code=303)
 
 

@@ -7,7 +7,7 @@ speaker can review it. The catalogue is read once when the app is built.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import abort, current_app, g, redirect, request
 from markupsafe import Markup
@@ -15,6 +15,7 @@ from markupsafe import Markup
 from hub.core import khmer
 from hub.core.words import LANGUAGES, N_, load_catalog
 from hub.web.current import hub_context, hub_settings
+from hub.web.redirects import safe_next
 
 COOKIE = "lang"
 
@@ -76,16 +77,15 @@ def _moment(value) -> str:
     """When something happened, as people say it: today, yesterday, morning, evening (local time)."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return khmer.format_friendly(value, hub_context().clock.now(), g.get("lang", "km"), hub_settings().timezone)
+    # The central server's console has no hub context: its "now" is its own clock.
+    now = hub_context().clock.now() if "HUB_CONTEXT" in current_app.config else datetime.now(UTC)
+    return khmer.format_friendly(value, now, g.get("lang", "km"), hub_settings().timezone)
 
 
 def switch_language(code: str):
     """Remember *code* in a cookie and go back to ``?next=`` (a local path only)."""
     if code not in LANGUAGES:
         abort(404)
-    target = request.args.get("next") or "/"
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    resp = redirect(target, code=303)
+    resp = redirect(safe_next(request.args.get("next"), "/"), code=303)
     resp.set_cookie(COOKIE, code, max_age=365 * 86400, samesite="Lax", httponly=True)
     return resp

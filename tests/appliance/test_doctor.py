@@ -101,11 +101,13 @@ def healthy(tmp_path, ko_model):
     """A hub with a migrated store, a trusted clock, sound, pins, a model and a running portal."""
     data = tmp_path / "data"
     portal = LiveHub(data).start()
+    from hub.backup import archive
     from hub.core import db as dbmod
     from hub.core.clock import Clock
 
     conn = dbmod.connect(data / "hub.db")
     Clock(conn).set_trusted_time("clerk", time.time())
+    archive.record_made(conn, "local", dbmod.utcnow(), "/media/usb/hub-backup.tar")  # as `hub backup` does
     conn.conn.close()
     config = tmp_path / "hub.toml"
     config.write_text(f"""

@@ -47,6 +47,7 @@ hub_name = "ឃុំ តេស្ត"
 ssid = "Khum-Test"
 central_url = "https://district.example.org/"
 central_token = "tok-9f8e7d6c5b4a"
+staff_address = "192.168.1.250/24"
 """
 
 

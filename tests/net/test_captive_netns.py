@@ -128,10 +128,11 @@ class CaptiveNet:
                 "uplink_interface": self.uplink,
                 "staff_interface": self.uplink,
                 "ap_address": self.ap,
+                "staff_address": f"{self.hub_uplink}/24",
             },
             villager_listen=f"{self.ap}:80",
-            staff_listen="80",
             netns=self.hub,
+            as_installed=True,
         )
         settings = self.web.settings
         self.files = {p.name: p for p in render.write(self.tmp / "etc", render.render_all(settings))}

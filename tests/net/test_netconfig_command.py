@@ -141,7 +141,9 @@ def test_render_warns_when_the_app_is_not_set_up_for_nginx(tmp_path):
     assert r.returncode == 0
     assert "hub: warning: behind_proxy is false" in r.stderr
     assert 'portal_url = "http://10.42.0.1/"' in r.stderr
-    ready = write_toml(tmp_path / "ready.toml", {"behind_proxy": True, "portal_url": "http://10.42.0.1/"})
+    assert "hub: warning: staff_address is empty" in r.stderr
+    ready = write_toml(tmp_path / "ready.toml", {"behind_proxy": True, "portal_url": "http://10.42.0.1/",
+                                                 "staff_address": "192.168.1.250/24"})
     r = hub(ready, "netconfig", "render", "--out", str(tmp_path / "b"))
     assert r.returncode == 0 and r.stderr == ""
     assert checks.web_settings(settings_mod.load(ready, env={})).ok

@@ -95,11 +95,14 @@ class WebStack:
         netns: str | None = None,
         workers: int = 2,
         deployed: bool | None = None,
+        as_installed: bool = False,
     ):
         self.tmp = Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.netns = netns
         self.workers = workers
+        # The site exactly as `hub netconfig` installs it (its own listen addresses), not test ports.
+        self.as_installed = as_installed
         self.deployed = os.geteuid() == 0 if deployed is None else deployed
         # A unix socket path must stay under 108 bytes; pytest's tmp paths can be long. As
         # deployed, everything the hub and nginx's workers touch is here too: pytest's tmp
@@ -175,10 +178,13 @@ class WebStack:
         site = self.prefix / "site.conf"
         # As deployed, nginx serves the static files of the hub's install, not of the checkout.
         static = self.python.static_dir if self.deployed else None
-        site.write_text(
-            nginx.nginx_site(self.settings, villager_listen=self.villager_listen, staff_listen=self.staff_listen,
-                             static=static)
-        )
+        if self.as_installed:
+            site.write_text(nginx.nginx_site(self.settings, static=static))
+        else:
+            site.write_text(
+                nginx.nginx_site(self.settings, villager_listen=self.villager_listen, staff_listen=self.staff_listen,
+                                 static=static)
+            )
         main = self.prefix / "nginx.conf"
         main.write_text(nginx.nginx_standalone(site, self.prefix, user=NGINX_USER if self.deployed else None))
         return main

@@ -54,7 +54,8 @@ def run() -> list[tuple[str, str]]:
         proxy = FaultProxy(central.port)
         try:
             token = central.add_hub("bench")
-            values = {"central_url": proxy.url, "central_token": token, "sync_daily_budget_mb": 0}
+            values = {"central_url": proxy.url, "central_token": token, "sync_daily_budget_mb": 0,
+                      "backup_interval_hours": 0}
             ctx = open_context(settings_mod.load(config=None, env={},
                                                  overrides={"data_dir": tmp / "hub", **values}), MIGRATIONS)
             _fill(ctx, RECORDS)

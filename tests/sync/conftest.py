@@ -8,6 +8,7 @@ from hub.core import settings as settings_mod
 from hub.core.context import open_context
 from hub.migrations import MIGRATIONS
 from tests.sync.procs import Central, FaultProxy, base_env
+from tests.sync.standin import StandIn
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +45,9 @@ class Hub:
 
     def __init__(self, data_dir, url: str, token: str, **settings):
         self.data_dir = data_dir
+        # No scheduled backup unless a test asks: its bytes would count in every test's wire figures.
         self.settings_values = {"central_url": url, "central_token": token,
-                                "sync_timeout_seconds": 3, **settings}
+                                "sync_timeout_seconds": 3, "backup_interval_hours": 0, **settings}
         self.ctx = open_context(settings_mod.load(config=None, env={}, overrides={
             "data_dir": data_dir, **self.settings_values}), MIGRATIONS)
 
@@ -76,3 +78,18 @@ def proxy(central):
     p = FaultProxy(central.port)
     yield p
     p.close()
+
+
+@pytest.fixture
+def standin():
+    """Local HTTP stand-ins (Telegram's Bot API, a captive portal), closed at the end."""
+    made = []
+
+    def make(handler):
+        s = StandIn(handler)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()

@@ -147,7 +147,7 @@ class Appliance:
     """One booted hub: an overlay root, a network namespace, systemd-nspawn as its power switch."""
 
     def __init__(self, workdir: Path, layer: Path, base: Path, name: str = "hub",
-                 settings: dict | None = None, data_image_mb: int | None = None):
+                 settings: dict | None = None, data_image_mb: int | None = None, uplink: bool = False):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.lowers = [layer, base]
@@ -158,6 +158,10 @@ class Appliance:
         # Subnets of this run's own, so that runs side by side never meet.
         self.ap_address, self.phone_address = f"10.{150 + n}.0.1", f"10.{150 + n}.0.50"
         self.staff_address, self.clerk_address = f"10.{200 + n}.0.1", f"10.{200 + n}.0.50"
+        # With *uplink*, eth1 is an uplink of its own (a 3G dongle, an office line), not the staff side.
+        self.uplink = uplink
+        self.uplink_if = f"hu{os.getpid()}"
+        self.uplink_address, self.outside_address = f"10.{100 + n}.0.1", f"10.{100 + n}.0.50"
         self.upper = self.dir / "upper"
         self.root = self.dir / "root"
         self.settings = settings or {}
@@ -171,7 +175,8 @@ class Appliance:
     def hub_toml(self) -> str:
         values = {
             "hub_name": "ឃុំសាកល្បង", "wifi_interface": "wlan0", "staff_interface": "eth0",
-            "uplink_interface": "eth0", "ap_address": self.ap_address, "country_code": "KH",
+            "uplink_interface": "eth1" if self.uplink else "eth0", "ap_address": self.ap_address,
+            "staff_address": f"{self.staff_address}/24", "country_code": "KH",
             "dhcp_range_start": self.ap_address.rsplit(".", 1)[0] + ".100",
             "dhcp_range_end": self.ap_address.rsplit(".", 1)[0] + ".200",
             "amplifier_pin": "GPIO17", "status_led_pin": "GPIO27", "amplifier_warmup_seconds": 0.5,
@@ -216,9 +221,11 @@ class Appliance:
         other end is on this machine: the tests are the phone and the clerk's laptop."""
         run(["ip", "netns", "add", self.ns])
         run(["ip", "-n", self.ns, "link", "set", "lo", "up"])
-        for inside, outside, hub_addr, peer_addr in (
-                ("wlan0", self.phone_if, self.ap_address, self.phone_address),
-                ("eth0", self.clerk_if, self.staff_address, self.clerk_address)):
+        links = [("wlan0", self.phone_if, self.ap_address, self.phone_address),
+                 ("eth0", self.clerk_if, self.staff_address, self.clerk_address)]
+        if self.uplink:
+            links.append(("eth1", self.uplink_if, self.uplink_address, self.outside_address))
+        for inside, outside, hub_addr, peer_addr in links:
             run(["ip", "link", "add", outside, "type", "veth", "peer", "name", f"{outside}i"])
             run(["ip", "link", "set", f"{outside}i", "netns", self.ns, "name", inside])
             run(["ip", "-n", self.ns, "addr", "add", f"{hub_addr}/24", "dev", inside])
@@ -289,7 +296,7 @@ class Appliance:
         if self.data_mount:
             umount(self.data_mount)
         run(["ip", "netns", "del", self.ns], check=False)
-        for link in (self.phone_if, self.clerk_if):
+        for link in (self.phone_if, self.clerk_if, *([self.uplink_if] if self.uplink else [])):
             run(["ip", "link", "del", link], check=False)
 
     # --- inside ---------------------------------------------------------------------------

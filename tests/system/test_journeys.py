@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.phone_audio import encode, tone_wav
-from tests.system.appliance import DAEMONS, Appliance
+from tests.system.appliance import DAEMONS, Appliance, run
 from tests.system.conftest import (
     MEDIA_RE,
     ZONE,
@@ -84,7 +84,7 @@ def app(hub_layer, tmp_path_factory, central):
     token = central.cli("add-hub", "commune-test").strip().splitlines()[-1]
     settings = {**quiet_hours_away(), "central_url": f"http://127.0.0.1:{CENTRAL_PORT}",
                 "central_token": token, "sync_interval_seconds": 10, "log_level": "debug"}
-    a = Appliance(tmp_path_factory.mktemp("journeys"), *hub_layer, name="hubj", settings=settings)
+    a = Appliance(tmp_path_factory.mktemp("journeys"), *hub_layer, name="hubj", settings=settings, uplink=True)
     try:
         a.prepare()
         # No pins here: the relay goes through gpiozero's mock pin factory, so the
@@ -182,11 +182,31 @@ def test_a_clerk_publishes_a_notice_with_a_picture_and_audio_and_a_phone_gets_bo
     assert got == {"jpg": (200, "image/jpeg"), "mp3": (200, "audio/mpeg")}
 
 
+def curl_from(ifname: str, url: str) -> tuple[int, str]:
+    """curl's exit status and HTTP code for *url*, sent out of the host's end of *ifname*.
+
+    7: refused (the hub answered with a reset), 28: no answer at all (dropped),
+    52: the connection closed with no reply (nginx's 444)."""
+    r = run(["curl", "--noproxy", "*", "-s", "--max-time", "4", "-o", "/dev/null", "-w", "%{http_code}",
+             "--interface", f"if!{ifname}", url], check=False)
+    return r.returncode, r.stdout
+
+
 def test_the_console_exists_only_on_the_staff_side(app):
     r = session().get(f"{app.portal}/clerk/login", timeout=30, allow_redirects=False)
     assert r.status_code == 404
+    # A phone asking for the staff address is turned to the portal, which has no console.
+    assert curl_from(app.phone_if, f"http://{app.staff_address}/clerk/login") == (0, "404")
     clerk = clerk_session(app)
     assert clerk.get(f"{app.staff}/clerk/", timeout=30, allow_redirects=False).status_code == 200
+    # The uplink (eth1 here) reaches the hub: a closed port answers with a reset ...
+    assert curl_from(app.uplink_if, f"http://{app.staff_address}:81/")[0] == 7
+    # ... but port 80 answers nothing there: not at its own address, not at the staff one.
+    for address in (app.uplink_address, app.staff_address, app.ap_address):
+        assert curl_from(app.uplink_if, f"http://{address}/clerk/login") == (28, "000"), address
+    # nginx answers no address but the two sides': even from the staff LAN, the uplink's
+    # address closes the connection unanswered.
+    assert curl_from(app.clerk_if, f"http://{app.uplink_address}/clerk/login") == (52, "000")
 
 
 def test_an_announcement_scheduled_in_the_console_plays_with_the_relay_around_it(app, tmp_path):

@@ -1,0 +1,2 @@
+-- Officers' sessions kept on the server, and login throttling per name and address:
+-- the tables of hub/migrations/sessions.sql, which the Python step of the same name runs.
