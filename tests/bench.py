@@ -14,6 +14,7 @@ SECTIONS = (
     ("Spoken input", "tests.voice.bench"),
     ("Sync", "tests.sync.bench"),
     ("National central server: 1,652 hubs, SQLite and PostgreSQL", "tests.central.bench"),
+    ("Faults and load: kills of hub-web and hub-announcer, 50 phones", "tests.faults.bench"),
 )
 
 

@@ -26,6 +26,7 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.core.claims import Claims
 from hub.core.db import new_id, transaction, utcnow
 from hub.core.errors import Busy, DiskFull, HubError
 
@@ -102,7 +103,8 @@ def write_durably(path: Path, data: bytes | None = None, source: Path | None = N
     """
     if not path.parent.is_dir():
         make_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    # The temporary name starts with the final one, so a sweep knows whose it is.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}.", suffix=path.suffix)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
@@ -326,6 +328,8 @@ class MediaStore:
     def _store_files(self, media_id: str, files: dict[str, Path]) -> dict[str, str]:
         """Write every file of one media item, or none: a failure removes those already written."""
         names = {}
+        self.claims.release_committed(self._committed)
+        self.claims.take(media_id)  # until the row is committed: see hub.core.claims
         try:
             for role, src in files.items():
                 name = f"{media_id}.{role}{src.suffix}"
@@ -412,6 +416,7 @@ class MediaStore:
         except BaseException:
             self.discard(row["id"])
             raise
+        self.claims.release(row["id"])
 
     def get(self, media_id: str) -> dict | None:
         rows = list(self.db.query("select * from media where id = ?", [media_id]))
@@ -425,6 +430,16 @@ class MediaStore:
         """Remove files of a media row that was never committed (a failed request)."""
         for p in self.dir.glob(f"{media_id}.*"):
             p.unlink(missing_ok=True)
+        self.claims.release(media_id)
+
+    @property
+    def claims(self) -> Claims:
+        """Which media items living processes are still writing (a folder beside the media folder)."""
+        return Claims(self.dir.parent / f".{self.dir.name}-claims", DIR_MODE, FILE_MODE)
+
+    def _committed(self, ids: list[str]) -> list[str]:
+        marks = ",".join("?" * len(ids))
+        return [r["id"] for r in self.db.query(f"select id from media where id in ({marks})", ids)]
 
     def measure_images(self) -> int:
         """Give pictures stored before sizes were kept (migration 0008) their width and height."""
@@ -442,15 +457,36 @@ class MediaStore:
         return n
 
     def sweep(self, older_than_seconds: float = 3600) -> int:
-        """Delete temp files and files of media rows that never committed (after a crash)."""
+        """Delete files of media rows that never committed (after a crash), and stale temp files.
+
+        Files whose writer died (its claim is free) go at once; files with no claim at all (from
+        before claims, or whose claim was lost) only when older than *older_than_seconds*.
+        """
         if not self.dir.is_dir():
             return 0
+        claims = self.claims
+        claims.release_committed(self._committed)
         known = {r["id"] for r in self.db.query("select id from media")}
+        mine = claims.held_here()
         cutoff = time.time() - older_than_seconds
         n = 0
+        verdicts: dict[str, bool | None] = {}
         for p in self.dir.iterdir():
-            stale = p.name.startswith(".tmp-") or p.name.split(".", 1)[0] not in known
-            if stale and p.is_file() and p.stat().st_mtime < cutoff:
-                p.unlink(missing_ok=True)
-                n += 1
+            if not p.is_file():
+                continue
+            temp = p.name.startswith(".tmp-")
+            media_id = (p.name[len(".tmp-"):] if temp else p.name).split(".", 1)[0]
+            if media_id in mine or (media_id in known and not temp):
+                continue
+            if media_id not in verdicts:
+                verdicts[media_id] = claims.held_elsewhere(media_id)
+            if verdicts[media_id] is True:
+                continue
+            try:
+                if verdicts[media_id] is False or p.stat().st_mtime < cutoff:
+                    p.unlink()
+                    n += 1
+            except FileNotFoundError:
+                pass
+        claims.remove_stale()
         return n

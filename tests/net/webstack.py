@@ -209,18 +209,7 @@ class WebStack:
         r = self.hub("migrate")
         if r.returncode != 0:
             raise RuntimeError(f"hub migrate failed: {r.stderr}")
-        sock = self.sockdir / "web.sock"
-        # gunicorn's control socket goes to $XDG_RUNTIME_DIR, else ~/.gunicorn: keep it in our folder.
-        env = {**clean_env(), "XDG_RUNTIME_DIR": str(self.sockdir)}
-        web = ["web", "--bind", f"unix:{sock}", "--workers", str(self.workers)]
-        if self.deployed:
-            cmd = [*no_memory_lock(), *as_user(*self.hub_ids), *self.python.hub("--config", str(self.config), *web)]
-            extra = {"umask": UNIT_UMASK, "cwd": self.settings.data_dir, "env": {**env, "HOME": "/nonexistent"}}
-        else:
-            cmd, extra = hub_cmd(self.config, *web), {"env": env}
-        with open(self.tmp / "gunicorn.log", "ab") as log:
-            self.gunicorn = subprocess.Popen(self._wrap(cmd), stdout=log, stderr=subprocess.STDOUT, **extra)
-        wait_for(lambda: _unix_connects(sock), 30, "gunicorn", self.gunicorn)
+        self.start_gunicorn()
         t = self.nginx_test()
         if t.returncode != 0:
             raise RuntimeError(f"nginx -t failed: {t.stderr}")
@@ -236,6 +225,24 @@ class WebStack:
                 wait_for(lambda h=host, p=int(port): _tcp_connects(h, p), 10, "nginx", self.nginx)
         else:
             wait_for(lambda: (self.prefix / "nginx.pid").exists(), 10, "nginx", self.nginx)
+
+    def start_gunicorn(self, timeout: float = 30, env: dict | None = None, **popen) -> subprocess.Popen:
+        """Start `hub web` on the socket, as the unit does (with *env* added to its environment),
+        and wait until it accepts connections."""
+        sock = self.sockdir / "web.sock"
+        # gunicorn's control socket goes to $XDG_RUNTIME_DIR, else ~/.gunicorn: keep it in our folder.
+        env = {**clean_env(), "XDG_RUNTIME_DIR": str(self.sockdir), **(env or {})}
+        web = ["web", "--bind", f"unix:{sock}", "--workers", str(self.workers)]
+        if self.deployed:
+            cmd = [*no_memory_lock(), *as_user(*self.hub_ids), *self.python.hub("--config", str(self.config), *web)]
+            extra = {"umask": UNIT_UMASK, "cwd": self.settings.data_dir, "env": {**env, "HOME": "/nonexistent"}}
+        else:
+            cmd, extra = hub_cmd(self.config, *web), {"env": env}
+        with open(self.tmp / "gunicorn.log", "ab") as log:
+            self.gunicorn = subprocess.Popen(self._wrap(cmd), stdout=log, stderr=subprocess.STDOUT,
+                                             **extra, **popen)
+        wait_for(lambda: _unix_connects(sock), timeout, "gunicorn", self.gunicorn)
+        return self.gunicorn
 
     def pids(self) -> list[int]:
         """gunicorn's master and its workers (the web process's memory is theirs)."""
