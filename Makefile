@@ -10,6 +10,9 @@ APT_BASE := python3 python3-venv python3-dev build-essential pkg-config sqlite3
 APT_AUDIO := portaudio19-dev libasound2-plugins ffmpeg sox libsox-fmt-all espeak-ng alsa-utils
 APT_NET := hostapd dnsmasq nftables iproute2 udhcpc dnsutils curl
 APT_IMAGE := dosfstools mtools e2fsprogs e2tools fdisk
+# `make image` (an arm64 root under qemu-user-static) and `make image-test` (QEMU).
+APT_IMAGE_BUILD := mmdebstrap arch-test qemu-user-static binfmt-support systemd-container xz-utils dosfstools mtools e2fsprogs fdisk git
+APT_IMAGE_TEST := $(APT_IMAGE_BUILD) qemu-system-arm curl
 APT_WEB := nginx chromium fonts-noto-core zbar-tools
 # The browser tests' npm tools (axe-core, Lighthouse); installed only where no node/npm is on the PATH,
 # because a machine may have Node.js from elsewhere (whose nodejs package conflicts with Debian's npm).
@@ -25,7 +28,7 @@ APT_TEST := $(APT_BASE) $(APT_AUDIO) $(APT_NET) $(APT_IMAGE) $(APT_WEB) $(APT_SY
 
 .DEFAULT_GOAL := help
 
-.PHONY: help run test bench lint docs messages font clean image appliance system-run system-test system-bench
+.PHONY: help run test bench lint docs messages font clean image image-test appliance system-run system-test system-bench system-image system-image-test
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -55,8 +58,11 @@ font: $(VENV)/.installed-test ## Rebuild the bundled Khmer font subset from font
 appliance: system-test $(VENV)/.installed-test ## Boot this checkout as a Pi runs it (systemd, nginx) and say how to reach it
 	$(BIN)/python -m tests.system.appliance
 
-image: ## Build a Raspberry Pi OS image with pi-gen (needs a pi-gen checkout; see provisioning/README.md)
-	provisioning/build-image.sh
+image: system-image $(VENV)/bin/pip ## Build the arm64 SD-card image from Debian packages (PIGEN_DIR=... for Raspberry Pi OS; see provisioning/README.md)
+	PYTHON=$(CURDIR)/$(BIN)/python provisioning/build-image.sh
+
+image-test: system-image-test $(VENV)/.installed-test ## Boot the built image under qemu-system-aarch64: first boot, portal, doctor, power cut, read-only root
+	$(BIN)/python -m tests.system.image_test $(IMAGE_TEST)
 
 clean: ## Remove the venv and development data
 	rm -rf $(VENV) var .pytest_cache $(NODE_TOOLS)/node_modules
@@ -66,6 +72,12 @@ system-run:
 
 system-test:
 	@provisioning/apt-install.sh $(APT_TEST)
+
+system-image:
+	@provisioning/apt-install.sh $(APT_IMAGE_BUILD)
+
+system-image-test:
+	@provisioning/apt-install.sh $(APT_IMAGE_TEST)
 
 # axe-core and Lighthouse at the versions (and integrity hashes) of the lockfile; npm's cache is used first.
 $(NODE_TOOLS)/node_modules/.installed: $(NODE_TOOLS)/package.json $(NODE_TOOLS)/package-lock.json

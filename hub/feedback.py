@@ -5,10 +5,12 @@ The only code that writes feedback rows.
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import sqlite3
 from datetime import datetime, timedelta
 
+from hub.core import text
 from hub.core.db import new_id, transaction, utcnow
 from hub.core.khmer import add_break_points, strip_break_points, to_latin_digits
 
@@ -26,11 +28,19 @@ CATEGORIES = (
 CATEGORY_KEYS = tuple(c[0] for c in CATEGORIES)
 STATUSES = ("new", "in_progress", "answered", "closed")
 SOURCES = ("portal", "kiosk", "clerk")
-#: Receipts are digits only: read aloud digit by digit, typed on any keypad,
-#: and no letters to confuse (O/0, I/1, B/8).
-RECEIPT_DIGITS = 6
+#: Receipts are digits only: read aloud digit by digit, typed on any keypad, and no letters to
+#: confuse (O/0, I/1, B/8). Seven random digits and a check digit (Damm's algorithm: it catches
+#: every mistyped digit and every swap of two neighbours), shown as two groups of four.
+RECEIPT_DIGITS = 8
+#: Codes handed out before receipts had eight digits; they keep working.
+OLD_RECEIPT_DIGITS = 6
+#: Fresh codes tried before a submission is refused as "busy" (never a 500).
+RECEIPT_TRIES = 50
 MAX_TEXT = 4000
 MAX_FIELD = 100
+MAX_PHONE = 30
+#: Characters a phone number may hold besides digits (Latin or Khmer).
+PHONE_MARKS = set(" +-().")
 #: What of a feedback row goes to the central server. A column not named here stays in the commune.
 SHARED_FIELDS = ("receipt", "source", "category", "body", "village", "lang", "consent_share", "status",
                  "reply", "replied_at", "clock_trusted")
@@ -53,33 +63,92 @@ class FeedbackError(ValueError):
         self.code = code
 
 
+# Damm's quasigroup of order 10 (a weakly totally anti-symmetric one).
+_DAMM = (
+    "0317598642", "7092154863", "4206871359", "1750983426", "6123045978",
+    "3674209581", "5869720134", "8945362017", "9438617205", "2581436790",
+)
+
+
+def check_digit(digits: str) -> str:
+    interim = 0
+    for d in digits:
+        interim = int(_DAMM[interim][int(d)])
+    return str(interim)
+
+
+def _random_digits(n: int) -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(n))
+
+
 def new_receipt() -> str:
-    return "".join(secrets.choice("0123456789") for _ in range(RECEIPT_DIGITS))
+    body = _random_digits(RECEIPT_DIGITS - 1)
+    return body + check_digit(body)
 
 
-def normalise_receipt(text: str) -> str:
-    """Accept '123 456', '123-456' or Khmer digits; return the bare digits."""
-    return "".join(c for c in to_latin_digits(text or "") if c.isdigit())
+def normalise_receipt(text) -> str:
+    """Accept '1234 5678', '1234-5678', '123-456' or Khmer digits; return the bare ASCII digits."""
+    if not isinstance(text, str) or len(text) > 40:
+        return ""
+    return "".join(c for c in to_latin_digits(text) if c in "0123456789")
+
+
+def valid_receipt(code: str) -> bool:
+    """Could *code* (bare digits) be a receipt: an old six-digit one, or eight digits whose check digit fits?"""
+    if len(code) == OLD_RECEIPT_DIGITS:
+        return True
+    return len(code) == RECEIPT_DIGITS and check_digit(code[:-1]) == code[-1]
 
 
 def format_receipt(receipt: str) -> str:
-    return f"{receipt[:3]}-{receipt[3:]}" if len(receipt) == RECEIPT_DIGITS else receipt
+    if len(receipt) == RECEIPT_DIGITS:
+        return f"{receipt[:4]} {receipt[4:]}"
+    return f"{receipt[:3]}-{receipt[3:]}" if len(receipt) == OLD_RECEIPT_DIGITS else receipt
+
+
+def normalise_phone(text) -> str:
+    """A phone number as digits, the Cambodian way: +855 12 345 678 and 012 345 678 are one number."""
+    if not isinstance(text, str):
+        return ""
+    digits = "".join(c for c in to_latin_digits(text) if c in "0123456789")
+    if digits.startswith("855"):
+        digits = "0" + digits[3:]
+    elif digits and not digits.startswith("0"):
+        digits = "0" + digits
+    return digits
+
+
+def needs_proof(item: dict) -> bool:
+    """Does the receipt page keep the reply until the villager proves the code (they gave a phone number)?"""
+    return bool(normalise_phone(item.get("phone") or ""))
+
+
+def proves(item: dict, phone) -> bool:
+    """Is *phone* the number given with *item*?"""
+    given = normalise_phone(item.get("phone") or "")
+    typed = normalise_phone(phone)
+    return bool(given) and hmac.compare_digest(given, typed)
+
+
+def _text(value, limit: int, code: str, multiline: bool = False) -> str:
+    try:
+        return text.clean(value, limit, multiline=multiline)
+    except text.TextError as e:
+        raise FeedbackError(code if e.code == "too_long" else "bad_characters") from None
 
 
 def validate(fields: dict) -> dict:
     category = fields.get("category") or ""
     if category not in CATEGORY_KEYS:
         raise FeedbackError("choose_category")
-    body = (fields.get("body") or "").strip()
-    if len(body) > MAX_TEXT:
-        raise FeedbackError("text_too_long")
+    body = _text(fields.get("body"), MAX_TEXT, "text_too_long", multiline=True)
     out = {"category": category, "body": add_break_points(body)}
-    for k in ("name", "phone", "village"):
-        v = (fields.get(k) or "").strip()
-        if len(v) > MAX_FIELD:
-            raise FeedbackError("field_too_long")
-        out[k] = v
-    out["phone"] = to_latin_digits(out["phone"])
+    for k in ("name", "village"):
+        out[k] = _text(fields.get(k), MAX_FIELD, "field_too_long")
+    phone = to_latin_digits(_text(fields.get("phone"), MAX_PHONE, "field_too_long"))
+    if any(not (c.isascii() and c.isdigit()) and c not in PHONE_MARKS for c in phone):
+        raise FeedbackError("bad_phone")
+    out["phone"] = phone
     out["consent_share"] = 1 if fields.get("consent_share") in (True, 1, "1", "yes", "on") else 0
     out["lang"] = fields.get("lang") if fields.get("lang") in ("km", "en", "ko") else "km"
     return out
@@ -108,7 +177,7 @@ def store(ctx, row: dict, audio_row: dict | None = None, source: str = "portal")
         clock_trusted=1 if ctx.clock.trusted() else 0,
     )
     try:
-        for _ in range(20):
+        for _ in range(RECEIPT_TRIES):
             row["receipt"] = new_receipt()
             try:
                 with transaction(ctx.db) as conn:
@@ -122,7 +191,7 @@ def store(ctx, row: dict, audio_row: dict | None = None, source: str = "portal")
                 if "receipt" not in str(e):
                     raise
         else:
-            raise RuntimeError("no free receipt code")
+            raise FeedbackError("no_receipt")
     except BaseException:
         if audio_row:
             ctx.media.discard(audio_row["id"])
@@ -138,7 +207,10 @@ _SELECT = """
 
 
 def by_receipt(db, receipt: str) -> dict | None:
-    rows = list(db.query(_SELECT + " where f.receipt = ?", [normalise_receipt(receipt)]))
+    code = normalise_receipt(receipt)
+    if not valid_receipt(code):
+        return None
+    rows = list(db.query(_SELECT + " where f.receipt = ?", [code]))
     return rows[0] if rows else None
 
 
@@ -215,7 +287,11 @@ def set_status(ctx, feedback_id: str, status: str, reply: str | None = None,
 
 
 def _set_status(ctx, feedback_id, status, reply, reply_audio, remove_reply_audio) -> None:
-    replying = (reply is not None and reply.strip()) or reply_audio is not None
+    if reply is not None:
+        # Stored as typed, without break points: a reply is copied into messages and
+        # spreadsheets, where a zero-width space breaks search. Pages add them when shown.
+        reply = strip_break_points(_text(reply, MAX_TEXT, "text_too_long", multiline=True)).strip()
+    replying = bool(reply) or reply_audio is not None
     if replying and status in UNANSWERED:
         status = "answered"
     if status not in STATUSES:
@@ -223,11 +299,6 @@ def _set_status(ctx, feedback_id, status, reply, reply_audio, remove_reply_audio
     now = utcnow()
     with transaction(ctx.db) as conn:
         if reply is not None:
-            # Stored as typed, without break points: a reply is copied into messages and
-            # spreadsheets, where a zero-width space breaks search. Pages add them when shown.
-            reply = strip_break_points(reply).strip()
-            if len(reply) > MAX_TEXT:
-                raise FeedbackError("text_too_long")
             cur = conn.execute(
                 "update feedback set status = ?, reply = ?, replied_at = ?, updated_at = ? where id = ?",
                 (status, reply, now if reply or reply_audio else None, now, feedback_id),

@@ -4,36 +4,80 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from hub.core import pagefiles, text
 from hub.core.db import new_id, transaction, utcnow
 from hub.core.khmer import add_break_points
 from hub.core.words import N_
 
 FIELDS = ("title_km", "title_en", "body_km", "body_en", "urgent", "pinned", "expires_at",
           "image_id", "audio_id")
+#: Longest title and body, in characters as typed (Khmer line-break points come on top).
+MAX_TITLE = 200
+MAX_BODY = 8000
+#: Longest media id or time stamp a notice refers to.
+MAX_REF = 64
 NEEDS_TITLE = N_("A notice needs a title in Khmer or English.")
+TITLE_TOO_LONG = N_("A title may be at most 200 characters long.")
+BODY_TOO_LONG = N_("A notice's text may be at most 8000 characters long.")
+BAD_CHARACTERS = N_("The notice has characters the hub cannot keep (control characters). Please type it again.")
+BAD_EXPIRY = N_("The expiry date was not understood.")
 
 
 class NoticeError(ValueError):
     """A notice that cannot be stored; the message is catalogue text to show the clerk."""
 
 
+def _text(value, limit: int, too_long: str, multiline: bool) -> str:
+    try:
+        return text.clean(value, limit, multiline=multiline)
+    except text.TextError as e:
+        raise NoticeError(too_long if e.code == "too_long" else BAD_CHARACTERS) from None
+
+
+def _expiry(value) -> str | None:
+    """An expiry as stored: None, or an ISO date and time with its offset."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > MAX_REF:
+        raise NoticeError(BAD_EXPIRY)
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise NoticeError(BAD_EXPIRY) from None
+    return value
+
+
+def check(fields: dict) -> None:
+    """Refuse a notice that could not be stored (before its uploads are converted): see :func:`_clean`."""
+    check_title(fields)
+    _clean(fields)
+
+
 def check_title(fields: dict) -> None:
     """A notice needs a title in Khmer or English (spaces alone are no title)."""
-    if not ((fields.get("title_km") or "").strip() or (fields.get("title_en") or "").strip()):
+    titles = [fields.get(k) for k in ("title_km", "title_en")]
+    if not any(isinstance(t, str) and t.strip() for t in titles):
         raise NoticeError(NEEDS_TITLE)
 
 
 def _clean(fields: dict) -> dict:
+    """The fields as stored: text of bounded length without control characters, flags as 0/1."""
     out = {}
     for k in FIELDS:
         if k in fields:
             v = fields[k]
-            if k in ("title_km", "body_km"):
-                v = add_break_points((v or "").strip())
-            elif k in ("title_en", "body_en"):
-                v = (v or "").strip()
+            if k in ("title_km", "title_en"):
+                v = _text(v, MAX_TITLE, TITLE_TOO_LONG, multiline=False)
+            elif k in ("body_km", "body_en"):
+                v = _text(v, MAX_BODY, BODY_TOO_LONG, multiline=True)
             elif k in ("urgent", "pinned"):
                 v = 1 if v else 0
+            elif k == "expires_at":
+                v = _expiry(v)
+            elif v is not None and not (isinstance(v, str) and len(v) <= MAX_REF):
+                raise NoticeError(BAD_CHARACTERS)
+            if k in ("title_km", "body_km"):
+                v = add_break_points(v)
             out[k] = v
     return out
 
@@ -78,6 +122,7 @@ def _write(ctx, how: str, row: dict, media_rows) -> None:
         for m in media_rows:
             ctx.media.discard(m["id"])
         raise
+    pagefiles.refresh(ctx)  # nginx serves no page of the old notices from now on
 
 
 def expire(ctx, notice_id: str) -> None:
@@ -85,12 +130,14 @@ def expire(ctx, notice_id: str) -> None:
     with transaction(ctx.db) as conn:
         conn.execute("update notices set expires_at = ?, updated_at = ? where id = ?",
                      (now, now, notice_id))
+    pagefiles.refresh(ctx)
 
 
 def set_pinned(ctx, notice_id: str, pinned: bool) -> None:
     with transaction(ctx.db) as conn:
         conn.execute("update notices set pinned = ?, updated_at = ? where id = ?",
                      (1 if pinned else 0, utcnow(), notice_id))
+    pagefiles.refresh(ctx)
 
 
 _SELECT = """

@@ -1,20 +1,26 @@
 #!/bin/bash
-# `make image`: build a Raspberry Pi OS Lite image with the commune hub installed,
-# using pi-gen (https://github.com/RPi-Distro/pi-gen, branch bookworm-arm64 or
-# bookworm). pi-gen needs root (or Docker) and a Debian machine; see
-# provisioning/README.md.
+# `make image`: the commune hub's SD-card image.
 #
-#   PIGEN_DIR=/path/to/pi-gen make image
+#   make image                          # Debian arm64 image (Pi 3B+, 4): provisioning/image/
+#   PIGEN_DIR=/path/to/pi-gen make image  # Raspberry Pi OS Lite image (Pi 3B+, 4, 5) with pi-gen
 #
-# Environment: PIGEN_DIR (required), USE_DOCKER=1 to run pi-gen's build-docker.sh,
+# Both install the packages of packages.list and the hub with install-hub.sh;
+# see provisioning/README.md. The pi-gen build uses
+# https://github.com/RPi-Distro/pi-gen (branch bookworm-arm64), root (or Docker)
+# and Raspberry Pi's package archive.
+#
+# Environment: PIGEN_DIR, USE_DOCKER=1 to run pi-gen's build-docker.sh,
 # HUB_READONLY_ROOT=1 for the optional read-only root, IMG_NAME (default commune-hub).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 
-if [ -z "${PIGEN_DIR:-}" ] || [ ! -x "${PIGEN_DIR}/build.sh" ]; then
-	echo "build-image: set PIGEN_DIR to a pi-gen checkout (git clone -b bookworm-arm64 https://github.com/RPi-Distro/pi-gen)" >&2
+if [ -z "${PIGEN_DIR:-}" ]; then
+	exec "$here/image/build-debian.sh"
+fi
+if [ ! -x "${PIGEN_DIR}/build.sh" ]; then
+	echo "build-image: PIGEN_DIR=$PIGEN_DIR is not a pi-gen checkout (git clone -b bookworm-arm64 https://github.com/RPi-Distro/pi-gen), or leave it unset for the Debian image" >&2
 	exit 1
 fi
 PIGEN_DIR=$(cd "$PIGEN_DIR" && pwd)

@@ -21,6 +21,7 @@ install -m 644 "$SRC/provisioning-README.md" /opt/hub/provisioning/README.md
 # systemd units: the daemons, hub.target, the doctor timer, and first boot.
 install -m 644 "$SRC"/units/* /etc/systemd/system/
 install -m 755 "$SRC/hub-firstboot" /usr/local/sbin/hub-firstboot
+install -m 755 "$SRC/hub-datapart" /usr/local/sbin/hub-datapart
 
 # ALSA names for the loudspeaker and the kiosk microphone (hub_speaker, hub_mic).
 install -m 644 "$SRC/asound.conf" /etc/asound.conf

@@ -6,7 +6,9 @@ import importlib
 import sys
 
 SECTIONS = (
-    ("Portal", "tests.web.bench"),
+    ("Portal: cached pages against nginx serving the same bytes", "tests.web.bench"),
+    ("Memory budget: every daemon after load", "tests.web.bench_memory"),
+    ("How cost grows: 10, 1,000 and 10,000 notices and feedback items", "tests.web.bench_growth"),
     ("Network and production web", "tests.net.bench"),
     ("Announcements", "tests.announce.bench"),
     ("Spoken input", "tests.voice.bench"),

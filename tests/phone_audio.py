@@ -54,3 +54,18 @@ def encode(src_wav: Path, fmt: str, out_dir: Path) -> Path:
     else:
         raise ValueError(fmt)
     return out
+
+
+def streamed_webm(path: Path, seconds: float, bitrate: str = "6k") -> Path:
+    """A WebM/Opus as a browser's MediaRecorder writes it: muxed to a pipe, so it has no duration.
+
+    A sine tone from ffmpeg's lavfi source, written by ffmpeg to stdout (it cannot seek back
+    to fill the duration in), and the stream saved as it came.
+    """
+    cmd = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"sine=frequency=300:sample_rate=16000:duration={seconds}",
+           "-ac", "1", "-c:a", "libopus", "-b:a", bitrate, "-f", "webm", "pipe:1"]
+    with open(path, "wb") as out:
+        done = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, text=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"ffmpeg failed: {done.stderr[-400:]!r}")
+    return path

@@ -192,6 +192,7 @@ class Announcer(Daemon):
                 raise DeviceError(self.problems.current.get("amplifier", {}).get("text")
                                   or "the amplifier relay cannot be used")
             clips = programme(self.ctx.media.path(occ["loud_name"]), occ["repeats"])
+            self.player.prepare(clips)  # device and first samples ready before the due time
             warm = not self.amplifier.is_on
             self.amplifier.on(warm_up=False)
             if warm and self._sleep(self.amplifier.warmup_seconds):
@@ -203,6 +204,7 @@ class Announcer(Daemon):
                 clips, should_stop=self._stopper(occ, trusted, reason),
                 on_first_sample=lambda: started.__setitem__(0, clock.now()))
         except _Stopped:
+            self.player.cancel()
             store.finish(db, hub_id, occ["id"], "missed", clock.now(), trusted, detail=reason[0])
             return
         except (AudioDeviceError, ClipError, DeviceError, ValueError) as e:

@@ -13,6 +13,7 @@ announcement, or a shutdown).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 import wave
@@ -32,6 +33,8 @@ CHANNELS = 1
 WIDTH = 2
 #: 50 ms per write: often enough to check for an urgent announcement, few enough to cost nothing.
 CHUNK_FRAMES = 2400
+#: Samples decoded before the due time, so the first seconds need no file read at all.
+AHEAD_SECONDS = 2.0
 #: Silence between the start chime and the announcement, and before the end chime.
 PAD_SECONDS = 0.3
 #: Silence between two repeats of the announcement.
@@ -143,6 +146,7 @@ class Player:
         self.chunk_frames = chunk_frames
         self._pa = None
         self._index: int | None = None
+        self._prepared = None
 
     @classmethod
     def from_settings(cls, settings) -> Player:
@@ -179,9 +183,14 @@ class Player:
         except SoundDeviceError as e:
             raise AudioDeviceError(str(e)) from None
 
-    def play(self, clips: list[Clip], should_stop: Callable[[], bool] | None = None,
-             on_first_sample: Callable[[], object] | None = None) -> PlayResult:
-        """Play *clips* in one stream; stop early when *should_stop* says so."""
+    def prepare(self, clips: list[Clip]) -> None:
+        """Check *clips*, open the stream and decode the first seconds, before the due time.
+
+        What is slow (PortAudio's device scan, opening ALSA, reading and scaling
+        the first samples) happens here, during the amplifier's warm-up; at the
+        due time :meth:`play` only writes samples it already holds.
+        """
+        self.cancel()
         for c in clips:
             c.check()
         self.open()
@@ -195,21 +204,40 @@ class Player:
         except OSError as e:
             self.close()  # the next play starts PortAudio afresh, in case the device came back
             raise AudioDeviceError(f"audio device {self.device!r} cannot play: {e}") from None
+        rest = (scale(data, self.volume) for clip in clips for data in clip.chunks(self.chunk_frames))
+        ahead = list(itertools.islice(rest, max(1, int(AHEAD_SECONDS * RATE / self.chunk_frames))))
+        self._prepared = (clips, stream, ahead, rest)
+
+    def cancel(self) -> None:
+        """Close a stream :meth:`prepare` opened that will not be played."""
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None:
+            try:
+                prepared[1].close()
+            except OSError:
+                pass
+
+    def play(self, clips: list[Clip], should_stop: Callable[[], bool] | None = None,
+             on_first_sample: Callable[[], object] | None = None) -> PlayResult:
+        """Play *clips* in one stream (prepared ahead, or now); stop early when *should_stop* says so."""
+        if self._prepared is None or self._prepared[0] is not clips:
+            self.prepare(clips)
+        _, stream, ahead, rest = self._prepared
+        self._prepared = None
         frames = 0
         first = None
         completed = False
         failure: OSError | None = None
         try:
-            for clip in clips:
-                for data in clip.chunks(self.chunk_frames):
-                    if should_stop is not None and should_stop():
-                        return PlayResult(False, frames, first, time.monotonic())
-                    if first is None:
-                        first = time.monotonic()
-                        if on_first_sample is not None:
-                            on_first_sample()
-                    stream.write(scale(data, self.volume))
-                    frames += len(data) // WIDTH
+            for data in itertools.chain(ahead, rest):
+                if should_stop is not None and should_stop():
+                    return PlayResult(False, frames, first, time.monotonic())
+                if first is None:
+                    first = time.monotonic()
+                    if on_first_sample is not None:
+                        on_first_sample()
+                stream.write(data)
+                frames += len(data) // WIDTH
             completed = True
         except OSError as e:
             failure = e
@@ -227,6 +255,7 @@ class Player:
 
     def close(self) -> None:
         """Stop PortAudio. Safe to call more than once."""
+        self.cancel()
         if self._pa is not None:
             try:
                 self._pa.terminate()

@@ -21,12 +21,38 @@ import io
 from datetime import UTC, datetime
 
 from hub.announce import schedule
-from hub.core import csvsafe
+from hub.core import csvsafe, text
 from hub.core.db import new_id, transaction
 
 STATES = ("due", "playing", "played", "missed", "failed", "cancelled")
 FINAL = ("played", "missed", "failed", "cancelled")
 MAX_REPEATS = 5
+#: Longest title of an announcement, and of an id it refers to.
+MAX_TITLE = 200
+MAX_REF = 64
+
+
+def check(fields: dict) -> None:
+    """Refuse fields :func:`create` could not store, before an upload is converted."""
+    _checked(fields)
+
+
+def _checked(fields: dict) -> dict:
+    """The clerk's fields with their title checked (bounded, no control characters) and ids that can be ids.
+
+    Raises :class:`schedule.ScheduleError` with ``title_too_long`` or ``bad_characters``.
+    """
+    try:
+        title = text.clean(fields.get("title"), MAX_TITLE)
+    except text.TextError as e:
+        raise schedule.ScheduleError("title_too_long" if e.code == "too_long" else "bad_characters") from None
+    for k in ("notice_id", "audio_id", "rrule"):
+        v = fields.get(k)
+        limit = 2000 if k == "rrule" else MAX_REF
+        fits = isinstance(v, str) and len(v) <= limit and text.bad_character(v, k == "rrule") is None
+        if v is not None and not fits:
+            raise schedule.ScheduleError("no_audio" if k != "rrule" else "bad_date")
+    return {**fields, "title": title}
 
 
 def iso(moment: datetime) -> str:
@@ -48,11 +74,12 @@ def create(ctx, fields: dict, media_rows: list[dict] = (), now: datetime | None 
     now), ``repeats`` (1 to :data:`MAX_REPEATS`) and ``urgent``. A play-now
     announcement gets its one occurrence in the same transaction.
     """
+    fields = _checked(fields)
     clock = ctx.clock
     now = now or clock.now()
     trusted = clock.trusted()
-    repeats = int(fields.get("repeats") or 1)
-    if not 1 <= repeats <= MAX_REPEATS:
+    repeats = fields.get("repeats") or 1
+    if not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
         raise ValueError("repeats")
     if not fields.get("audio_id"):
         fields = {**fields, **_notice_audio(ctx.db, fields.get("notice_id"), fields.get("title"))}

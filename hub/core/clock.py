@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from hub.core import pagefiles
 from hub.core.db import transaction, utcnow
 from hub.core.errors import HubError
 from hub.core.words import N_
@@ -223,5 +224,6 @@ class Clock:
                 " set_at = excluded.set_at, offset_seconds = excluded.offset_seconds",
                 (source, self._boot_id(), utcnow(), offset),
             )
+        pagefiles.refresh_beside(self.db.conn)  # the cached pages' "today" follows the clock
         log.info("clock trusted from %s (correction %+.1f s)", source, offset)
         return offset

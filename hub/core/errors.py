@@ -7,3 +7,7 @@ class HubError(Exception):
 
 class DiskFull(HubError):
     """The data disk has no room left: new records and media are refused until space is freed."""
+
+
+class Busy(HubError):
+    """The hub has as much work as it takes right now (conversions in line): try again shortly."""

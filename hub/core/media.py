@@ -28,7 +28,7 @@ from pathlib import Path
 
 from hub.core.claims import Claims
 from hub.core.db import new_id, transaction, utcnow
-from hub.core.errors import DiskFull, HubError
+from hub.core.errors import Busy, DiskFull, HubError
 
 #: Audio container formats phones produce, as ffprobe names them.
 AUDIO_FORMATS = {
@@ -45,6 +45,12 @@ IMAGE_CODECS = {"mjpeg", "png", "webp", "gif", "bmp"}
 LOUDNESS = "loudnorm=I=-16:TP=-1.5:LRA=11"
 LOUD_RATE = 48000
 MASTER_RATE = 16000
+#: A decoded recording may run this much past max_seconds before it is refused (ffmpeg stops
+#: decoding a little after it, so a file without a duration cannot be decoded for hours).
+LENGTH_SLACK = 1.0
+#: Bytes a second of audio takes while it is converted: the 16 kHz master, the 48 kHz
+#: loudspeaker copy (both 16-bit) and the 40 kbit/s web copy; once in the work folder, once stored.
+BYTES_PER_SECOND = MASTER_RATE * 2 + LOUD_RATE * 2 + 40_000 // 8
 #: Modes of media files and of the media directory: the hub's user writes, its group reads.
 FILE_MODE = 0o640
 DIR_MODE = 0o750
@@ -133,16 +139,28 @@ class _suppress:
         return True
 
 
-def probe(path: Path) -> Probe:
+def _time_left(deadline: float | None, cap: float) -> float:
+    """Seconds a step may take: *cap*, or less when the whole conversion has a *deadline* (monotonic)."""
+    if deadline is None:
+        return cap
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise Busy("the conversion ran out of time")
+    return min(cap, left)
+
+
+def probe(path: Path, deadline: float | None = None) -> Probe:
     """Ask ffprobe what *path* really is; raise MediaError if it is not media."""
     try:
         out = subprocess.run(
             ["ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", str(path)],
-            capture_output=True, timeout=30, check=False,
+            capture_output=True, timeout=_time_left(deadline, 30), check=False,
         )
     except FileNotFoundError:
         raise HubError("ffprobe is not installed (apt-get install ffmpeg)") from None
     except subprocess.TimeoutExpired:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise Busy("the conversion ran out of time") from None
         raise MediaError("unreadable", "ffprobe timed out") from None
     if out.returncode != 0:
         raise MediaError("unreadable", out.stderr.decode(errors="replace").strip()[:200])
@@ -172,7 +190,7 @@ DTX_CODECS = {"amr_nb", "amr_wb"}
 MIN_SECONDS = 0.2
 
 
-def _ffmpeg(args: list[str], timeout: float = 300, strict: bool = True) -> None:
+def _ffmpeg(args: list[str], timeout: float = 300, strict: bool = True, deadline: float | None = None) -> None:
     """Run ffmpeg on one input (*args* start with ``-i``); raise MediaError if it fails.
 
     ffmpeg is judged by its exit status, and the caller checks what it wrote. A line
@@ -185,8 +203,10 @@ def _ffmpeg(args: list[str], timeout: float = 300, strict: bool = True) -> None:
     strictness = ["-xerror", "-err_detect", "explode"] if strict else []
     cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", *strictness, *args]
     try:
-        out = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+        out = subprocess.run(cmd, capture_output=True, timeout=_time_left(deadline, timeout), check=False)
     except subprocess.TimeoutExpired:
+        if deadline is not None and time.monotonic() >= deadline:
+            raise Busy("the conversion ran out of time") from None
         raise MediaError("unreadable", "conversion timed out") from None
     if out.returncode != 0:
         lines = [x for x in out.stderr.decode(errors="replace").splitlines() if x.strip()]
@@ -219,29 +239,57 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def convert_audio(src: Path, workdir: Path, max_seconds: float | None = None) -> dict:
-    """Check *src* is audio and make the master, web and loud copies in *workdir*."""
-    info = probe(src)
+def expected_seconds(header_seconds: float, max_seconds: float | None) -> float:
+    """How long a recording may decode to, for the free-space check before converting it.
+
+    A header's duration can be an estimate (a VBR MP3) or missing (a streamed WebM), so it
+    is doubled, and without one the limit counts; never more than the decode may make.
+    """
+    cap = (max_seconds + LENGTH_SLACK) if max_seconds else None
+    if header_seconds > 0:
+        guess = header_seconds * 2 + 10
+        return min(guess, cap) if cap else guess
+    return cap if cap else 3600.0
+
+
+def convert_audio(src: Path, workdir: Path, max_seconds: float | None = None, deadline: float | None = None,
+                  check_room=None) -> dict:
+    """Check *src* is audio and make the master, web and loud copies in *workdir*.
+
+    The decoded length decides, not the header: ffmpeg stops a little past
+    *max_seconds* (a stream without a duration cannot become hours of audio),
+    and output longer than *max_seconds* is refused as ``too_long``.
+    *check_room(seconds)* is called before decoding, with the longest the
+    output may be; every step ends by the monotonic *deadline* or raises Busy.
+    """
+    info = probe(src, deadline)
     if info.codec_type != "audio":
         raise MediaError("not_audio", info.format_name)
     if info.format_name not in AUDIO_FORMATS:
         raise MediaError("not_audio", info.format_name)
-    if max_seconds and info.duration > max_seconds + 1:
+    if max_seconds and info.duration > max_seconds + LENGTH_SLACK:
         raise MediaError("too_long", f"{info.duration:.0f} s")
+    if check_room is not None:
+        check_room(expected_seconds(info.duration, max_seconds))
     master = workdir / "master.wav"
     web = workdir / "web.mp3"
     loud = workdir / "loud.wav"
     dtx = info.codec_name in DTX_CODECS
-    _ffmpeg(["-i", str(src), "-vn", "-ac", "1", "-ar", str(MASTER_RATE), "-c:a", "pcm_s16le", str(master)],
-            strict=not dtx)
+    limit = ["-t", f"{max_seconds + LENGTH_SLACK:.3f}"] if max_seconds else []
+    _ffmpeg(["-i", str(src), "-vn", *limit, "-ac", "1", "-ar", str(MASTER_RATE), "-c:a", "pcm_s16le",
+             str(master)], strict=not dtx, deadline=deadline)
     duration = _duration_of_wav(master)
+    if max_seconds and duration > max_seconds + LENGTH_SLACK / 2:
+        raise MediaError("too_long", f"decoded {duration:.0f} s or more")
     _check_length(duration, info.duration, "the recording", dtx=dtx)
-    _ffmpeg(["-i", str(master), "-ac", "1", "-ar", "22050", "-c:a", "libmp3lame", "-b:a", "40k", str(web)])
-    made = probe(web)
+    _ffmpeg(["-i", str(master), "-ac", "1", "-ar", "22050", "-c:a", "libmp3lame", "-b:a", "40k", str(web)],
+            deadline=deadline)
+    made = probe(web, deadline)
     if made.codec_name != "mp3":
         raise MediaError("unreadable", f"web copy is {made.codec_name}")
     _check_length(made.duration, duration, "the web copy")
-    _ffmpeg(["-i", str(master), "-af", LOUDNESS, "-ac", "1", "-ar", str(LOUD_RATE), "-c:a", "pcm_s16le", str(loud)])
+    _ffmpeg(["-i", str(master), "-af", LOUDNESS, "-ac", "1", "-ar", str(LOUD_RATE), "-c:a", "pcm_s16le", str(loud)],
+            deadline=deadline)
     _check_length(_duration_of_wav(loud), duration, "the loudspeaker copy")
     return {
         "master": master, "web": web, "loud": loud, "duration": duration,
@@ -249,14 +297,14 @@ def convert_audio(src: Path, workdir: Path, max_seconds: float | None = None) ->
     }
 
 
-def convert_image(src: Path, workdir: Path) -> dict:
-    info = probe(src)
+def convert_image(src: Path, workdir: Path, deadline: float | None = None) -> dict:
+    info = probe(src, deadline)
     if info.codec_type != "video" or info.codec_name not in IMAGE_CODECS:
         raise MediaError("not_image", info.codec_name)
     web = workdir / "web.jpg"
     _ffmpeg(["-i", str(src), "-frames:v", "1", "-map_metadata", "-1",
-             "-vf", "scale='min(1024,iw)':-2", "-q:v", "5", str(web)])
-    made = probe(web)
+             "-vf", "scale='min(1024,iw)':-2", "-q:v", "5", str(web)], deadline=deadline)
+    made = probe(web, deadline)
     if made.codec_type != "video" or made.codec_name != "mjpeg" or not made.width:
         raise MediaError("unreadable", f"picture came out as {made.codec_name or 'nothing'}")
     return {"web": web, "original_format": info.codec_name, "width": made.width, "height": made.height}
@@ -294,15 +342,32 @@ class MediaStore:
             raise
         return names
 
-    def prepare_audio(self, upload: Path, max_seconds: float | None = None) -> dict:
+    def check_room(self, seconds: float, workdir: Path, min_free_bytes: int = 0) -> None:
+        """Refuse (DiskFull) a conversion whose output could leave less than *min_free_bytes* free.
+
+        The output of *seconds* of audio lands in *workdir* first, then in the media folder.
+        """
+        need = int(seconds * BYTES_PER_SECOND)
+        devices: dict[int, int] = {}
+        for place, reserve in ((Path(workdir), 0), (self.dir, min_free_bytes)):
+            place = place if place.exists() else place.parent
+            dev = place.stat().st_dev
+            devices[dev] = devices.get(dev, 0) + need + reserve
+            if shutil.disk_usage(place).free < devices[dev]:
+                raise DiskFull(f"{need // 1_000_000} MB more are needed to convert a {seconds:.0f} s recording")
+
+    def prepare_audio(self, upload: Path, max_seconds: float | None = None, deadline: float | None = None,
+                      min_free_bytes: int | None = None) -> dict:
         """Convert an audio upload and store its files; return the row to insert.
 
         Slow work happens here, outside any transaction. The caller inserts
         the row with :meth:`insert` in the same transaction as the record
-        that refers to it, and calls :meth:`discard` if that fails.
+        that refers to it, and calls :meth:`discard` if that fails. With
+        *min_free_bytes*, the free space is checked first (:meth:`check_room`).
         """
         with tempfile.TemporaryDirectory(prefix="hub-audio-") as tmp:
-            c = convert_audio(Path(upload), Path(tmp), max_seconds)
+            room = None if min_free_bytes is None else (lambda s: self.check_room(s, Path(tmp), min_free_bytes))
+            c = convert_audio(Path(upload), Path(tmp), max_seconds, deadline, room)
             media_id = new_id()
             names = self._store_files(media_id, {"master": c["master"], "web": c["web"], "loud": c["loud"]})
             return {
@@ -313,10 +378,10 @@ class MediaStore:
                 "original_format": c["original_format"], "created_at": utcnow(),
             }
 
-    def prepare_image(self, upload: Path) -> dict:
+    def prepare_image(self, upload: Path, deadline: float | None = None) -> dict:
         """Convert an image upload and store its file; return the row to insert."""
         with tempfile.TemporaryDirectory(prefix="hub-image-") as tmp:
-            c = convert_image(Path(upload), Path(tmp))
+            c = convert_image(Path(upload), Path(tmp), deadline)
             media_id = new_id()
             names = self._store_files(media_id, {"web": c["web"]})
             return {

@@ -26,6 +26,11 @@ PI_CONFIG_PATH = Path("/etc/hub/hub.toml")
 DEV_CONFIG_PATH = Path("var/hub.toml")
 
 
+#: Longest conversion_seconds: the rendered nginx site waits 120 s for the app (proxy_read_timeout),
+#: and after a conversion the message is still to be stored and answered.
+MAX_CONVERSION_SECONDS = 100
+
+
 class SettingsError(HubError):
     """A setting has a value the hub cannot use."""
 
@@ -70,6 +75,13 @@ SETTINGS: tuple[Setting, ...] = (
     S("login_window_minutes", int, 15, "Length of the login lockout window, in minutes."),
     S("session_hours", int, 12, "How long a clerk stays logged in."),
     S("min_free_mb", int, 200, "Below this much free space in the data directory, new recordings are refused."),
+    # --- villagers' side: what one phone may do, and how uploads are converted ---
+    S("feedback_per_hour", int, 20, "Messages one address (phone) may send per hour; more get 429. 0: no limit."),
+    S("receipt_misses_per_hour", int, 20, "Wrong receipt or phone numbers one address may try per hour before its receipt pages get 429. 0: no limit."),
+    S("receipt_lookups_per_minute", int, 30, "Receipt pages one address may open per minute through nginx (in bursts of as many)."),
+    S("conversion_slots", int, 2, "Uploaded recordings and pictures converted at once, across all web workers."),
+    S("conversion_queue", int, 4, "Uploads that may wait for a conversion slot; more get 503 at once."),
+    S("conversion_seconds", int, 90, "Longest an upload may wait and convert before it is refused with 503; below nginx's 120 s, so a phone never gets a timeout for a message that was stored."),
     # --- loudspeaker announcements ---
     S("audio_output_device", str, "default", "ALSA device name the loudspeaker is played through."),
     S("volume", float, 1.0, "Loudspeaker volume, from 0.0 to 1.0."),
@@ -92,6 +104,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("speech_engine", str, "vosk", "Speech recogniser the transcriber uses, by its name in hub.voice.engines.ENGINES."),
     S("model_dirs", dict, {}, "Speech model directory per language, e.g. {km = \"/var/lib/hub/models/km\"}."),
     S("transcriber_nice", int, 19, "Scheduling niceness of the transcriber, so it never starves the portal."),
+    S("model_idle_seconds", int, 300, "The transcriber gives its speech model's memory back after this long without work (0: at once)."),
     # --- sync with the central server ---
     S("central_url", str, "", "Address of the district or provincial server. Empty: no sync."),
     S("central_token", str, "", "This hub's token from `hub central add-hub`.", secret=True),
@@ -303,6 +316,13 @@ def _check(values: dict[str, Any]) -> None:
             bad(name, "must not be negative")
     if values["fleet_silent_hours"] <= 0:
         bad("fleet_silent_hours", "must be greater than 0")
+    for name in ("feedback_per_hour", "receipt_misses_per_hour", "receipt_lookups_per_minute", "conversion_queue"):
+        if values[name] < 0:
+            bad(name, "must not be negative")
+    if values["conversion_slots"] <= 0:
+        bad("conversion_slots", "must be greater than 0")
+    if not 1 <= values["conversion_seconds"] <= MAX_CONVERSION_SECONDS:
+        bad("conversion_seconds", f"must be between 1 and {MAX_CONVERSION_SECONDS} (nginx waits 120 s for an answer)")
     if values["grace_minutes"] < 0:
         bad("grace_minutes", "must not be negative")
     if values["central_url"] and not values["central_url"].startswith(("http://", "https://")):

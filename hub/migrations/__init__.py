@@ -27,9 +27,11 @@ STEPS: list[tuple[str, tuple[Path, ...]]] = [
     # 0004 first; new databases are built in the same order.
     ("0004_voice", (HERE / "voice.sql",)),
     ("0003_announce", (HERE / "announce.sql",)),
+    ("0005_rate_limits", (HERE / "limits.sql",)),
     ("0006_sessions", (SESSIONS_SQL,)),
     ("0007_console", (HERE / "console.sql",)),
     ("0008_media_size", (HERE / "media_size.sql",)),
+    ("0009_page_versions", (HERE / "pages.sql",)),
 ]
 
 #: What :func:`hub.core.db.migrate` and :func:`hub.core.db.check_schema` take.

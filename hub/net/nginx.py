@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hub.core.settings import SettingsError
+from hub.net import pages
 from hub.net.plan import HEADER, UUID_RE, staff_addresses, validate
 from hub.web.current import STATIC_DIR
 
@@ -34,6 +35,52 @@ map $http_host $hub_host {
 }
 """
 
+# --- per-address limits on the villagers' heavy paths --------------------------------------------
+# Sending a message and looking up a receipt: nginx answers a flood from one address with 429
+# before the app does any work. The app keeps its own hourly counts in the database as well.
+_NGINX_LIMITS_HTTP = """
+# Per-address limits: sending feedback (POST /feedback) and receipt pages (/receipt...).
+# An empty key is not counted, so every other request passes untouched.
+map "$request_method $uri" $hub_submit_addr {
+    "~^POST /feedback$"  $binary_remote_addr;
+    default              "";
+}
+map $uri $hub_receipt_addr {
+    "~^/receipt"  $binary_remote_addr;
+    default       "";
+}
+limit_req_zone $hub_submit_addr zone=hub_submit:1m rate=@SUBMIT_RATE@r/m;
+limit_req_zone $hub_receipt_addr zone=hub_receipt:1m rate=@RECEIPT_RATE@r/m;
+limit_conn_zone $hub_submit_addr zone=hub_uploads:1m;
+"""
+
+_NGINX_LIMITS_SERVER = """
+    # Per-address limits (the zones at the top): floods get 429.
+    @SUBMIT_LIMIT@
+    @RECEIPT_LIMIT@
+    limit_conn hub_uploads @UPLOADS_AT_ONCE@;
+    limit_req_status 429;
+    limit_conn_status 429;
+    error_page 429 /hub-errors/429.html;
+"""
+#: Uploads one address may send at the same time.
+UPLOADS_AT_ONCE = 2
+
+
+def _limit_values(settings) -> dict[str, str]:
+    per_hour = settings.feedback_per_hour
+    per_minute = settings.receipt_lookups_per_minute
+    return {
+        "SUBMIT_RATE": str(max(1, -(-per_hour // 60))),
+        "RECEIPT_RATE": str(max(1, per_minute)),
+        "SUBMIT_LIMIT": (f"limit_req zone=hub_submit burst={per_hour} nodelay;" if per_hour
+                         else "# feedback_per_hour = 0: no limit on sending"),
+        "RECEIPT_LIMIT": (f"limit_req zone=hub_receipt burst={per_minute} nodelay;" if per_minute
+                          else "# receipt_lookups_per_minute = 0: no limit on receipt pages"),
+        "UPLOADS_AT_ONCE": str(UPLOADS_AT_ONCE),
+    }
+# --- end of the per-address limits ----------------------------------------------------------------
+
 _NGINX_SERVER = """
 server {
     # @SIDE_COMMENT@
@@ -42,7 +89,7 @@ server {
     server_tokens off;
     client_max_body_size @BODY_MB@m;
     client_body_buffer_size 256k;
-
+@LIMITS@
     gzip on;
     gzip_comp_level 5;
     gzip_min_length 512;
@@ -102,8 +149,9 @@ server {
         return 404;
     }
 
+@PAGES@
     # Everything else goes to the app. @HOST_COMMENT@
-    location / {
+    location @hub_web {
         proxy_pass http://hub_web;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
@@ -186,7 +234,11 @@ def nginx_site(
         staff_listen = [f"{a}:80" for a in (*staff_addresses(settings), "127.0.0.1")]
     elif isinstance(staff_listen, str):
         staff_listen = [staff_listen]
-    out = fill(_NGINX_HTTP, {})
+    out = fill(_NGINX_HTTP, {}) + pages.nginx_http(settings)
+    values["PAGES"] = pages.nginx_location(settings, "@hub_web")
+    limits = _limit_values(settings)
+    out += fill(_NGINX_LIMITS_HTTP, limits)
+    values["LIMITS"] = fill(_NGINX_LIMITS_SERVER, limits)
     if rendered:
         out += _NGINX_NOBODY
     out += fill(

@@ -62,7 +62,7 @@ def validate_config(config: Path) -> str:
 
 
 def provision(target: str, config: Path, hostname: str, clerk: tuple[str, str] | None = None,
-              ssh: bool = False) -> Provisioned:
+              ssh: bool = False, readonly_root: bool = False) -> Provisioned:
     """Write the validated *config*, the hostname and an optional first clerk to *target*."""
     text = validate_config(config)
     hostname = check_hostname(hostname)
@@ -90,6 +90,10 @@ def provision(target: str, config: Path, hostname: str, clerk: tuple[str, str] |
     if ssh:
         fat.write("ssh", b"")
         files.append("ssh")
+    if readonly_root:
+        # First boot installs it as /etc/hub/readonly-root; the Debian image's
+        # initramfs then keeps the root read-only from the next boot on.
+        put("readonly-root", b"requested by hub provision --read-only-root\n")
     # hub.toml last: its presence is what starts the first-boot service, so a
     # card pulled out half-way never boots with a partial set.
     put("hub.toml", text.encode("utf-8"))

@@ -10,8 +10,8 @@ from pathlib import Path
 from hub import accounts
 from hub.commands import read_password
 from hub.core.errors import HubError
-from hub.provision.card import provision
-from hub.provision.flash import image_digest, verify, write_image
+from hub.provision.card import provision, validate_config
+from hub.provision.flash import check_published_digest, image_digest, verify, write_image
 from hub.provision.image import check_writable_target
 
 
@@ -35,6 +35,9 @@ def register(sub) -> None:
                    help="make this admin account at first boot; the password is read from stdin"
                    " (or asked twice on a terminal) and never printed")
     p.add_argument("--ssh", action="store_true", help="also enable the SSH server at first boot")
+    p.add_argument("--read-only-root", action="store_true",
+                   help="keep the root file system read-only after first boot (the Debian image):"
+                   " only the data partition is written")
     p.set_defaults(func=cmd_provision)
 
     p = sub.add_parser(
@@ -48,6 +51,14 @@ def register(sub) -> None:
     p.add_argument("--yes", action="store_true", help="do not ask before erasing a device")
     p.add_argument("--verify-only", action="store_true",
                    help="only compare DEV with IMAGE (a card written earlier)")
+    p.add_argument("--config", dest="provision_config", metavar="HUB_TOML",
+                   help="then provision the card with these settings (as hub provision --device)")
+    p.add_argument("--hostname", default="commune-hub",
+                   help="with --config: the Pi's host name (default %(default)s)")
+    p.add_argument("--clerk", metavar="NAME", help="with --config: the first admin account")
+    p.add_argument("--ssh", action="store_true", help="with --config: enable SSH at first boot")
+    p.add_argument("--read-only-root", action="store_true",
+                   help="with --config: keep the root read-only after first boot")
     p.set_defaults(func=cmd_flash)
 
 
@@ -65,7 +76,8 @@ def cmd_provision(args) -> int:
         clerk = (args.clerk, read_password(f"Password for {args.clerk}: "))
         # Refused now, not at first boot, where nobody would see why there is no account.
         accounts.check_password(clerk[1], clerk[0])
-    done = provision(target, Path(config), args.hostname, clerk=clerk, ssh=args.ssh)
+    done = provision(target, Path(config), args.hostname, clerk=clerk, ssh=args.ssh,
+                     readonly_root=args.read_only_root)
     print(f"{target}: wrote {', '.join(done.files)} to the boot partition"
           f" (at byte {done.offset})")
     if clerk:
@@ -118,6 +130,20 @@ def cmd_flash(args) -> int:
                 return 1
     elif os.path.exists(args.device) and not os.path.isfile(args.device):
         raise HubError(f"{args.device}: neither a block device nor a regular file")
+    if args.provision_config:
+        config = Path(args.provision_config)
+        validate_config(config)  # a bad setting stops it before the card is erased
+    published = check_published_digest(image)
+    if published:
+        print(f"{image}: matches {published.name}")
+    clerk = None
+    if args.provision_config and args.clerk:
+        clerk = (args.clerk, read_password(f"Password for {args.clerk}: "))
+        accounts.check_password(clerk[1], clerk[0])
     digest = write_image(image, args.device)
     print(f"{args.device}: written and verified (sha256 {digest[:16]}…)")
+    if args.provision_config:
+        done = provision(args.device, config, args.hostname, clerk=clerk, ssh=args.ssh,
+                         readonly_root=args.read_only_root)
+        print(f"{args.device}: wrote {', '.join(done.files)} to the boot partition")
     return 0

@@ -138,6 +138,34 @@ def write_image(image: Path, device: str, out=None,
     return digest.hexdigest()
 
 
+def check_published_digest(image: Path) -> Path | None:
+    """Compare *image* with the ``IMAGE.sha256`` beside it (``sha256sum`` format), if any.
+
+    That file is made with the image (``make image``): a download cut short or
+    damaged is refused before anything is written. Returns the file compared with.
+    """
+    sidecar = image.with_name(image.name + ".sha256")
+    if not sidecar.is_file():
+        return None
+    try:
+        words = sidecar.read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError) as e:
+        raise FlashError(f"{sidecar}: cannot be read ({e})") from None
+    if not words or len(words[0]) != 64:
+        raise FlashError(f"{sidecar}: not a SHA-256 file (sha256sum format)")
+    digest = hashlib.sha256()
+    try:
+        with open(image, "rb") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+    except OSError as e:
+        raise FlashError(f"image {image}: {e.strerror}") from None
+    if digest.hexdigest() != words[0].lower():
+        raise FlashError(f"image {image}: its SHA-256 differs from {sidecar.name};"
+                         " the file is damaged or incomplete — download or copy it again")
+    return sidecar
+
+
 def image_digest(image: Path) -> tuple[int, str]:
     """Length and SHA-256 of an image's (decompressed) bytes."""
     source, _ = open_image(image)

@@ -6,10 +6,17 @@ daemon looks at which languages have a model installed, so installing one
 restart. A long job calls the heartbeat between chunks, so the watchdog
 sees a working loop, and stops early when the daemon is asked to quit (the
 job stays pending).
+
+A speech model holds most of the Pi's memory (about 0.6 GB for Vosk's Korean
+model), and most of the day there is nothing to transcribe. The model is
+loaded when a job needs it and freed after ``model_idle_seconds`` without
+work; loading it again costs a few seconds (``make bench`` measures it).
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import os
 import sys
@@ -56,6 +63,8 @@ class Transcriber(Daemon):
         self._engines: dict[tuple[str, str], object] = {}
         self.niceness = 0
         self.jobs_done = 0
+        self.last_work = time.monotonic()
+        self.models_loaded = 0
 
     def setup(self) -> None:
         self.niceness = lower_priority(self.settings.transcriber_nice)
@@ -68,12 +77,29 @@ class Transcriber(Daemon):
             self._engines.clear()  # one model in memory at a time
             factory = self.engine_factory or engine_class(self.settings.speech_engine)
             eng = self._engines[key] = factory(path)
+            self.models_loaded += 1
         return eng
+
+    def release_idle_model(self, now: float | None = None) -> bool:
+        """Free the model after ``model_idle_seconds`` without work; True if one was freed."""
+        now = time.monotonic() if now is None else now
+        if not self._engines or now - self.last_work < self.settings.model_idle_seconds:
+            return False
+        releases = {getattr(type(e), "release_all", None) for e in self._engines.values()}
+        self._engines.clear()
+        for release in releases - {None}:
+            release()  # an engine class's own cache of models
+        gc.collect()
+        _give_memory_back()
+        log.info("speech model freed after %.0f s without work", now - self.last_work)
+        return True
 
     def poll(self) -> None:
         # One job at a time, back to back while the queue has work; then a pause.
         while not self.quitting and self.work_once() is not None:
+            self.last_work = time.monotonic()
             self.heartbeat()
+        self.release_idle_model()
 
     def work_once(self) -> str | None:
         """Queue new recordings and transcribe at most one; return the job's id, if any."""
@@ -111,6 +137,14 @@ class Transcriber(Daemon):
         self._engines.clear()
         if self.ctx is not None:
             self.ctx.close()
+
+
+def _give_memory_back() -> None:
+    """Ask glibc to return freed heap pages to the system, so the model's memory leaves RSS."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

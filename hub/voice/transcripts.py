@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 
+from hub.core import text as textmod
 from hub.core.db import new_id, transaction, utcnow
 from hub.core.khmer import strip_break_points
 
@@ -25,6 +26,16 @@ STATES = ("pending", "no_model", "done", "failed")
 #: A job that crashed the transcriber this many times is marked failed, not retried.
 MAX_ATTEMPTS = 3
 MAX_TEXT = 4000
+#: Longest clerk name kept beside a correction.
+MAX_CLERK = 100
+
+
+class TranscriptError(ValueError):
+    """A correction that cannot be stored; ``code`` is ``too_long`` or ``bad_characters``."""
+
+    def __init__(self, code: str):
+        super().__init__(code)
+        self.code = code
 #: What of a transcript leaves the hub: the text and its correction, not the queue's bookkeeping.
 #: A column not named here stays in the commune.
 TRANSCRIPT_FIELDS = ("feedback_id", "media_id", "source", "lang", "state", "engine", "model", "text",
@@ -108,7 +119,7 @@ def finish(ctx, transcript_id: str, result, engine: str, model: str,
             "update transcripts set state = 'done', engine = ?, model = ?, text = ?, words = ?,"
             " confidence = ?, error = '', audio_seconds = ?, processing_seconds = ?,"
             " transcribed_at = ?, updated_at = ? where id = ?",
-            (engine, model, result.text, json.dumps(result.words, ensure_ascii=False),
+            (engine, model, textmod.sanitise(result.text)[:MAX_TEXT * 4], json.dumps(result.words, ensure_ascii=False),
              result.confidence, result.audio_seconds, processing_seconds, now, now, transcript_id))
 
 
@@ -128,9 +139,11 @@ def retry(ctx, transcript_id: str) -> None:
 
 def correct(ctx, transcript_id: str, text: str, clerk: str) -> None:
     """Keep a clerk's correct text beside the machine's, and mark the transcript verified."""
-    text = strip_break_points(text or "").strip()
-    if len(text) > MAX_TEXT:
-        raise ValueError("text_too_long")
+    try:
+        text = strip_break_points(textmod.clean(text, MAX_TEXT, multiline=True))
+        clerk = textmod.clean(clerk, MAX_CLERK)
+    except textmod.TextError as e:
+        raise TranscriptError("too_long" if e.code == "too_long" else "bad_characters") from None
     now = utcnow()
     with transaction(ctx.db) as conn:
         cur = conn.execute(

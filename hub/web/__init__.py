@@ -25,11 +25,12 @@ from hub.web import (
     i18n,
     media,
     mine,
+    pagecache,
     portal,
     security,
     voice,
 )
-from hub.web.current import STATIC_DIR, static_url, static_versions
+from hub.web.current import CSP, STATIC_DIR, static_url, static_versions
 from hub.web.i18n import gettext
 from hub.web.icons import icon
 
@@ -81,6 +82,7 @@ def create_app(settings=None, context=None) -> Flask:
     errors.init_app(app)
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
+    pagecache.init_app(app)
 
     @app.teardown_appcontext
     def _close(exc):
@@ -93,10 +95,7 @@ def create_app(settings=None, context=None) -> Flask:
         resp.headers.setdefault("X-Frame-Options", "DENY")
         # Nothing may load from outside the hub, even if a notice's text tried.
         resp.headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self';"
-            " script-src 'self'; form-action 'self'; frame-ancestors 'none'",
-        )
+            "Content-Security-Policy", CSP)
         if request.path.startswith("/clerk"):
             resp.headers["Cache-Control"] = "no-store"
         return resp

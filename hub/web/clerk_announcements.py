@@ -11,12 +11,13 @@ from flask import Blueprint, Response, abort, g, redirect, render_template, requ
 
 from hub.announce import schedule, store
 from hub.core import khmer
+from hub.core.errors import Busy, DiskFull
 from hub.core.media import MediaError
 from hub.web.console import done
 from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import N_, _
 from hub.web.security import login_required
-from hub.web.uploads import discard, media_message, prepare_audio
+from hub.web.uploads import busy_message, discard, media_message, prepare_audio
 
 bp = Blueprint("clerk_announcements", __name__, url_prefix="/clerk/announcements")
 
@@ -45,6 +46,8 @@ SCHEDULE_ERRORS = {
     "no_weekdays": N_("Please choose at least one day of the week."),
     "ends_before_start": N_("The last day is before the first day."),
     "bad_kind": N_("Please choose when it plays."),
+    "title_too_long": N_("A title may be at most 200 characters long."),
+    "bad_characters": N_("The title has characters the hub cannot keep (control characters). Please type it again."),
 }
 
 
@@ -186,7 +189,7 @@ def new():
     form["days"] = f.getlist("days")
     ctx = hub_context()
     when = f.get("when")
-    fields = {"title": f.get("title", "").strip(), "urgent": f.get("urgent") == "1",
+    fields = {"title": f.get("title", ""), "urgent": f.get("urgent") == "1",
               "notice_id": f.get("notice_id", "")}
     try:
         fields["repeats"] = int(khmer.to_latin_digits(f.get("repeats", "1")))
@@ -201,13 +204,18 @@ def new():
         elif when != "now":
             raise schedule.ScheduleError("bad_kind")
         store.refuse_past(rule_text, ctx.clock.now())  # before the upload is converted
-    except schedule.ScheduleError as e:
-        return _render_form(form, error_text(e.code), 400)
+        store.check({**fields, "rrule": rule_text})
+    except (ValueError, OverflowError) as e:
+        return _render_form(form, error_text(getattr(e, "code", "bad_date")), 400)
     fields["rrule"] = rule_text
     try:
         audio = prepare_audio(request.files.get("audio"))
     except MediaError as e:
         return _render_form(form, media_message(e), 415)
+    except Busy:
+        return _render_form(form, busy_message(), 503)
+    except DiskFull:
+        return _render_form(form, _("The hub's storage is full. Nothing was saved."), 507)
     rows = [audio] if audio else []
     if audio:
         fields["audio_id"] = audio["id"]
@@ -271,6 +279,8 @@ def week():
     today = now.astimezone(_zone()).date()
     try:
         first = schedule.week_start(date.fromisoformat(request.args.get("start", "")))
+        if not 2000 <= first.year <= 2200:  # a week a schedule can hold; far ones overflow a date
+            raise ValueError(first)
     except ValueError:
         first = schedule.week_start(today)
     quiet = schedule.QuietHours.from_settings(hub_settings())

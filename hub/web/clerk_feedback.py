@@ -5,15 +5,16 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from hub import feedback, reply_templates
+from hub.core.errors import Busy, DiskFull
 from hub.core.media import MediaError
 from hub.voice import transcripts
 from hub.web.console import done
 from hub.web.current import hub_context
 from hub.web.feedback_csv import feedback_csv
 from hub.web.i18n import STATUS_WORDS, _
-from hub.web.portal import page_number
+from hub.web.portal import feedback_message, page_number
 from hub.web.security import login_required
-from hub.web.uploads import media_message, prepare_audio
+from hub.web.uploads import busy_message, media_message, prepare_audio
 
 bp = Blueprint("clerk_feedback", __name__, url_prefix="/clerk/feedback")
 #: Items per page of the inbox, so a page stays small on a clerk's phone.
@@ -63,11 +64,16 @@ def item(feedback_id: str):
         reply_audio = prepare_audio(request.files.get("reply_audio"))
     except MediaError as e:
         return _render_item(row, media_message(e), reply, 415)
+    except Busy:
+        return _render_item(row, busy_message(), reply, 503)
+    except DiskFull:
+        return _render_item(row, _("The hub's storage is full. Nothing was saved."), reply, 507)
     try:
         feedback.set_status(ctx, feedback_id, f.get("status", row["status"]), reply, reply_audio,
                             remove_reply_audio=f.get("remove_reply_audio") == "1")
     except feedback.FeedbackError as e:
-        message = _("Your answer is too long.") if e.code == "text_too_long" else _("That change could not be saved.")
+        message = {"text_too_long": _("Your answer is too long."),
+                   "bad_characters": feedback_message(e.code)}.get(e.code, _("That change could not be saved."))
         return _render_item(row, message, reply, 400)
     after = feedback.get(ctx.db, feedback_id)
     code = feedback.format_receipt(after["receipt"])

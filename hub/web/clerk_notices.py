@@ -8,12 +8,13 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from hub import notices
+from hub.core.errors import Busy, DiskFull
 from hub.core.media import MediaError
 from hub.web.console import done
 from hub.web.current import hub_context, hub_settings
 from hub.web.i18n import _
 from hub.web.security import login_required
-from hub.web.uploads import discard, media_message, prepare_audio, prepare_image
+from hub.web.uploads import busy_message, discard, media_message, prepare_audio, prepare_image
 
 bp = Blueprint("clerk_notices", __name__, url_prefix="/clerk/notices")
 
@@ -41,28 +42,36 @@ def _fields_from_form() -> dict:
 
 def _save(notice_id: str | None):
     form = request.form.to_dict()
+
+    def again(message: str, status: int = 400):
+        return render_template("clerk/notice_form.html", form=form, notice_id=notice_id, error=message), status
+
     try:
         fields = _fields_from_form()
-    except ValueError:
-        return render_template("clerk/notice_form.html", form=form, notice_id=notice_id,
-                               error=_("The expiry date was not understood.")), 400
+    except (ValueError, OverflowError):
+        return again(_(notices.BAD_EXPIRY))
     try:
-        notices.check_title(fields)  # before the uploads are converted
+        notices.check(fields)  # before the uploads are converted
     except notices.NoticeError as e:
-        return render_template("clerk/notice_form.html", form=form, notice_id=notice_id,
-                               error=_(str(e))), 400
+        return again(_(str(e)))
     rows = []
     try:
         audio = prepare_audio(request.files.get("audio"))
+        if audio:
+            rows.append(audio)
         image = prepare_image(request.files.get("image"))
-    except MediaError as e:
-        return render_template("clerk/notice_form.html", form=form, notice_id=notice_id,
-                               error=media_message(e)), 415
+        if image:
+            rows.append(image)
+    except (MediaError, Busy, DiskFull) as e:
+        discard(rows)  # a recording converted before the picture failed stays nowhere
+        if isinstance(e, Busy):
+            return again(busy_message(), 503)
+        if isinstance(e, DiskFull):
+            return again(_("The hub's storage is full. Nothing was saved."), 507)
+        return again(media_message(e), 415)
     if audio:
-        rows.append(audio)
         fields["audio_id"] = audio["id"]
     if image:
-        rows.append(image)
         fields["image_id"] = image["id"]
     if request.form.get("remove_audio") == "1" and not audio:
         fields["audio_id"] = None
@@ -77,8 +86,9 @@ def _save(notice_id: str | None):
             notice_id = notices.create(ctx, fields, rows)
             done(_("Published. Villagers see the notice on the portal now."))
     except KeyError:
-        discard(rows)
         abort(404)
+    except notices.NoticeError as e:
+        return again(_(str(e)))
     return redirect(url_for("clerk_notices.index"), code=303)
 
 

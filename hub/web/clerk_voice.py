@@ -68,8 +68,9 @@ def transcript(transcript_id: str):
             transcripts.correct(ctx, transcript_id, request.form.get("text", ""), g.user["username"])
             done(_("Transcript saved as checked."))
             return redirect(url_for("clerk_voice.transcript", transcript_id=transcript_id), code=303)
-        except ValueError:
-            error = _("That text is too long.")
+        except transcripts.TranscriptError as e:
+            error = (_("That text is too long.") if e.code == "too_long" else
+                     _("That text has characters the hub cannot keep (control characters). Please type it again."))
     return render_template("clerk/voice_transcript.html", item=row, error=error,
                            missing=_missing_models(ctx.db) if row["state"] == "no_model" else [])
 

@@ -12,6 +12,10 @@ from pathlib import Path
 from flask import current_app, g
 
 STATIC_DIR = Path(__file__).parent / "static"
+#: Nothing may load from outside the hub, even if a notice's text tried. The app sends it,
+#: and nginx with the cached pages (hub.net.pages).
+CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self';"
+       " script-src 'self'; form-action 'self'; frame-ancestors 'none'")
 
 
 def static_versions() -> dict[str, str]:

@@ -30,9 +30,10 @@ PAGES = {
                                                     " tell the commune office.")),
     502: (N_("The hub is starting"), N_("Please wait a minute and reload the page.")),
     504: (N_("The hub is busy"), N_("Please wait a minute and reload the page.")),
+    429: (N_("Too many tries from this phone"), N_("Please wait a few minutes, then try again.")),
 }
 #: The pages nginx serves itself, and where it finds them (hub.net.nginx).
-NGINX_PAGES = (403, 404, 413, 502, 504)
+NGINX_PAGES = (403, 404, 413, 429, 502, 504)
 
 
 def error_dir(settings) -> Path:

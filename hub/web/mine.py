@@ -11,6 +11,7 @@ from flask import Blueprint, render_template, request
 
 from hub import feedback
 from hub.web.current import hub_context
+from hub.web.throttle import receipt_missed, receipt_misses_used_up
 
 bp = Blueprint("mine", __name__)
 
@@ -39,7 +40,16 @@ def remember(resp, receipt: str):
 @bp.route("/mine")
 def my_messages():
     db = hub_context().db
-    items = [i for i in (feedback.by_receipt(db, c) for c in codes()) if i is not None]
+    items = []
+    for c in codes():
+        # Codes in a cookie are typed codes too: one that matches nothing counts against the phone.
+        if receipt_misses_used_up():
+            break
+        item = feedback.by_receipt(db, c)
+        if item is None:
+            receipt_missed()
+        else:
+            items.append(item)
     resp = render_template("mine.html", items=items, categories={c[0]: c for c in feedback.CATEGORIES},
                            format_receipt=feedback.format_receipt)
     return resp, 200, {"Cache-Control": "private, no-store"}

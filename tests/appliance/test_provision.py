@@ -359,13 +359,14 @@ def test_first_boot_interrupted_by_a_power_cut_finishes_on_the_next_boot(tmp_pat
 # --- the image recipe ---------------------------------------------------------------------
 
 
-def test_make_image_without_pi_gen_says_so_in_one_line(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k != "PIGEN_DIR"}
-    r = subprocess.run(["make", "-s", "image"], cwd=ROOT, capture_output=True, text=True,
+def test_a_wrong_pi_gen_checkout_is_refused_in_one_line(tmp_path):
+    """PIGEN_DIR picks the Raspberry Pi OS build; one that is not a pi-gen checkout stops it."""
+    env = dict(os.environ, PIGEN_DIR=str(tmp_path))
+    r = subprocess.run([ROOT / "provisioning" / "build-image.sh"], cwd=ROOT, capture_output=True, text=True,
                        env=env)
     assert r.returncode != 0
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("build-image:")]
-    assert len(lines) == 1 and "PIGEN_DIR" in lines[0], r.stderr
+    assert len(lines) == 1 and "PIGEN_DIR" in lines[0] and "Debian image" in lines[0], r.stderr
 
 
 def test_the_pi_gen_stage_is_complete():
@@ -385,7 +386,9 @@ def test_the_pi_gen_stage_is_complete():
     assert "Storage=volatile" in journald and "RuntimeMaxUse=" in journald
     for script in (stage / "prerun.sh", stage / "00-hub" / "01-run.sh",
                    ROOT / "provisioning" / "build-image.sh", ROOT / "provisioning" / "install-hub.sh",
-                   ROOT / "provisioning" / "stage-files.sh"):
+                   ROOT / "provisioning" / "stage-files.sh", ROOT / "provisioning" / "image" / "build-root.sh",
+                   ROOT / "provisioning" / "image" / "build-debian.sh", FIRSTBOOT_DIR / "hub-datapart",
+                   ROOT / "provisioning/image/rootfs/etc/initramfs-tools/scripts/init-bottom/hub-overlay"):
         assert os.access(script, os.X_OK), script
         assert run(["bash", "-n", script]).returncode == 0, script
     assert run(["sh", "-n", FIRSTBOOT_DIR / "hub-firstboot"]).returncode == 0

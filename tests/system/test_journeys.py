@@ -182,6 +182,18 @@ def test_a_clerk_publishes_a_notice_with_a_picture_and_audio_and_a_phone_gets_bo
     assert got == {"jpg": (200, "image/jpeg"), "mp3": (200, "audio/mpeg")}
 
 
+def test_a_phone_gets_the_portal_pages_from_the_file_the_hub_wrote(app):
+    """The page cache as deployed: hub-web (user hub) writes the page, nginx (www-data) serves it."""
+    phone = session()
+    first = phone.get(f"{app.portal}/", timeout=30)
+    second = phone.get(f"{app.portal}/", timeout=30)
+    assert first.status_code == second.status_code == 200
+    assert "ETag" in second.headers, "the second visit did not come from the file nginx serves"
+    assert second.content == first.content
+    owner = app.sh("stat -c '%U:%G %a' /var/lib/hub/pages/live/km/home.html").stdout.split()
+    assert owner == ["hub:hub", "640"], owner
+
+
 def curl_from(ifname: str, url: str) -> tuple[int, str]:
     """curl's exit status and HTTP code for *url*, sent out of the host's end of *ifname*.
 

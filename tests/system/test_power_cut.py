@@ -88,7 +88,7 @@ def check_after_boot(app, acknowledged: dict) -> dict:
 
 def test_power_cuts_lose_no_acknowledged_submission_and_never_play_twice(make_appliance, tmp_path):
     rng = random.Random(SEED)
-    app = make_appliance("hubp")
+    app = make_appliance("hubp", settings={"feedback_per_hour": 0})  # phones as fast as the hub takes them
     app.drop_in("hub-announcer", "mock-pins", "[Service]\nEnvironment=GPIOZERO_PIN_FACTORY=mock\n")
     sound_card_appears(app, paced=True)
     voice = encode(tone_wav(tmp_path / "v.wav", seconds=1.0), "m4a", tmp_path)

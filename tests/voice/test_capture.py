@@ -146,7 +146,7 @@ def test_hub_record_stores_the_input_samples_trimmed(alsa_files, tmp_path, speec
     out = run_python(["-m", "hub.cli", "record", "--seconds", "3"], alsa.env(data))
     assert out.returncode == 0, out.stderr[-2000:]
     assert "ALSA lib" not in out.stderr, out.stderr
-    m = re.search(r"feedback (\S+) receipt (\d{6}): recorded 3\.00 s", out.stdout)
+    m = re.search(r"feedback (\S+) receipt (\d{8}): recorded 3\.00 s", out.stdout)
     assert m, out.stdout
     ctx, item, master = stored_master(data, m.group(1))
     assert item["source"] == "kiosk" and item["receipt"] == m.group(2)

@@ -280,3 +280,52 @@ def test_vosk_is_never_asked_to_download():
     sources = "\n".join(p.read_text() for p in (ROOT / "hub" / "voice").glob("*.py"))
     assert "Model(lang" not in sources and "model_name=" not in sources
     assert shutil.which("ffmpeg")
+
+
+IDLE_SCRIPT = """
+import sys, time
+from hub.core import settings as settings_mod
+from hub.core.context import open_context
+from hub.migrations import MIGRATIONS
+from hub.voice.transcriber_daemon import Transcriber
+from tests.voice.test_transcribe import voice_feedback
+from pathlib import Path
+
+def rss():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) // 1024
+
+data, model, wav = sys.argv[1:4]
+settings = settings_mod.load(env={}, overrides={"data_dir": Path(data), "model_dirs": {"ko": model},
+                                                "transcriber_nice": 0, "model_idle_seconds": 60})
+ctx = open_context(settings, MIGRATIONS)
+voice_feedback(ctx, Path(wav), "ko")
+d = Transcriber(settings)
+d.setup()
+before = rss()
+assert d.work_once() is not None
+d.last_work = time.monotonic()
+early = d.release_idle_model()
+loaded = rss()
+late = d.release_idle_model(now=d.last_work + 61)
+freed = rss()
+voice_feedback(ctx, Path(wav), "ko")
+t0 = time.monotonic()
+again = d.work_once() is not None
+print(early, late, before, loaded, freed, d.models_loaded, again)
+"""
+
+
+def test_the_model_is_freed_after_the_idle_time_and_loaded_again_for_work(tmp_path, korean_wav, ko_model_dir):
+    """In a process of its own, so no other test's engine keeps the model alive."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    out = run_python(["-c", IDLE_SCRIPT, str(tmp_path / "data"), str(ko_model_dir), str(korean_wav)], env,
+                     timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    early, late, before, loaded, freed, loads, again = out.stdout.split()[-7:]
+    assert early == "False", "freed before the idle time"
+    assert late == "True"
+    assert int(loaded) - int(before) > 200, (before, loaded)
+    assert int(loaded) - int(freed) > 0.8 * (int(loaded) - int(before)), (before, loaded, freed)
+    assert loads == "2" and again == "True", "the next job loads the model again"

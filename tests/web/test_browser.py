@@ -79,10 +79,10 @@ def test_villager_reads_sends_voice_gets_receipt_and_later_the_reply(live, playw
         page.locator("label.choice", has_text="ស្រុក").first.click()
         page.screenshot(path=str(artifacts / "feedback-km.png"), full_page=True)
         page.get_by_role("button", name=re.compile("បញ្ជូន")).click()
-        page.wait_for_url(re.compile(r"/receipt/\d{6}"))
-        code = re.search(r"/receipt/(\d{6})", page.url).group(1)
+        page.wait_for_url(re.compile(r"/receipt/\d{8}"))
+        code = re.search(r"/receipt/(\d{8})", page.url).group(1)
         assert page.locator(".code").first.inner_text().strip() == \
-            f"{code[:3]}-{code[3:]}".translate(str.maketrans("0123456789", "០១២៣៤៥៦៧៨៩"))
+            f"{code[:4]} {code[4:]}".translate(str.maketrans("0123456789", "០១២៣៤៥៦៧៨៩"))
         page.screenshot(path=str(artifacts / "receipt-km.png"), full_page=True)
         item = feedback.by_receipt(live.ctx.db, code)
         assert item["audio_id"] and item["consent_share"] == 1 and item["category"] == "water"

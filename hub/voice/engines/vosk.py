@@ -56,11 +56,17 @@ def load_vosk_model(path: Path):
     return model
 
 
+def forget_models() -> None:
+    """Drop the loaded model, so its memory is freed once no engine holds it."""
+    _MODELS.clear()
+
+
 class VoskEngine:
     """Vosk's KaldiRecognizer, with words, timings and confidence."""
 
     name = "vosk"
     model_problem = staticmethod(vosk_model_problem)
+    release_all = staticmethod(forget_models)
 
     def __init__(self, model_dir: Path, rate: int = 16000):
         self.model_dir = Path(model_dir)
