@@ -17,7 +17,8 @@ from requests.adapters import HTTPAdapter
 
 from hub.core import settings as settings_mod
 
-CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+#: The form's CSRF field; empty on a cached villager page (the browser's Origin header vouches instead).
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]*)"')
 #: The receipt code in the redirect after a submission, whatever its length or grouping.
 RECEIPT_RE = re.compile(r"/receipt/([^/?#\s]+)")
 #: Settings that look like a per-address limit on villagers' requests (names containing these words).
@@ -100,8 +101,10 @@ class Phone:
         if token is None:
             return self.answers[-1], None
         files = {"voice": (voice_name, voice, "application/octet-stream")} if voice else None
+        # As a browser posts a form: with the page's origin and address.
+        headers = {"Origin": self.base, "Referer": self.base + "/feedback"}
         a = self.request(kind, "POST", "/feedback", data={"csrf_token": token, "category": "water", "body": body},
-                         files=files)
+                         files=files, headers=headers)
         m = RECEIPT_RE.search(a.location) if a.status == 303 else None
         return a, (m.group(1) if m else None)
 
