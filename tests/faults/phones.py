@@ -17,6 +17,7 @@ from requests.adapters import HTTPAdapter
 
 from hub.core import settings as settings_mod
 
+#: The form's CSRF field; empty on a cached villager page (the browser's Origin header vouches instead).
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]*)"')
 #: The receipt code in the redirect after a submission, whatever its length or grouping.
 RECEIPT_RE = re.compile(r"/receipt/([^/?#\s]+)")
@@ -73,8 +74,6 @@ class Phone:
     def __post_init__(self):
         self.s = requests.Session()
         self.s.trust_env = False  # never a proxy from the environment
-        # As a phone's browser says of a form posted from the portal's own (cached) page.
-        self.s.headers["Sec-Fetch-Site"] = "same-origin"
         self.s.mount("http://", _SourceAddress(self.address))
 
     def request(self, kind: str, method: str, path: str, **kw) -> Answer:
@@ -102,8 +101,10 @@ class Phone:
         if token is None:
             return self.answers[-1], None
         files = {"voice": (voice_name, voice, "application/octet-stream")} if voice else None
+        # As a browser posts a form: with the page's origin and address.
+        headers = {"Origin": self.base, "Referer": self.base + "/feedback"}
         a = self.request(kind, "POST", "/feedback", data={"csrf_token": token, "category": "water", "body": body},
-                         files=files)
+                         files=files, headers=headers)
         m = RECEIPT_RE.search(a.location) if a.status == 303 else None
         return a, (m.group(1) if m else None)
 
