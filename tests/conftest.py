@@ -226,3 +226,27 @@ def unprivileged_python(uid: int, gid: int) -> UnprivilegedPython:
         venv = _UNPRIVILEGED[(uid, gid)] = UnprivilegedPython(uid, gid)
         atexit.register(venv.remove)
     return _UNPRIVILEGED[(uid, gid)]
+
+
+@pytest.fixture
+def portal(make_settings):
+    """make(**settings) -> (test client, context) of an app on the test's one data directory.
+
+    Two calls are two web workers: two apps, two connections, one database.
+    """
+    opened = []
+
+    def make(**overrides):
+        from hub.web import create_app
+
+        settings = make_settings(**overrides)
+        ctx = open_context(settings, MIGRATIONS)
+        opened.append(ctx)
+        client = create_app(settings, context=ctx).test_client()
+        # As a browser says of a form posted from the hub's own (cached) page.
+        client.environ_base["HTTP_SEC_FETCH_SITE"] = "same-origin"
+        return client, ctx
+
+    yield make
+    for ctx in opened:
+        ctx.close()

@@ -4,40 +4,13 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from hub import feedback, limits
-from hub.core.context import open_context
 from hub.core.db import transaction
-from hub.migrations import MIGRATIONS
 from tests.conftest import csrf_from
 from tests.phone_audio import encode, tone_wav
 
 KM = str.maketrans("0123456789", "០១២៣៤៥៦៧៨៩")
 
-
-@pytest.fixture
-def portal(make_settings):
-    """make(**settings) -> (test client, context) of an app on the test's one data directory.
-
-    Two calls are two web workers: two apps, two connections, one database.
-    """
-    opened = []
-
-    def make(**overrides):
-        from hub.web import create_app
-
-        settings = make_settings(**overrides)
-        ctx = open_context(settings, MIGRATIONS)
-        opened.append(ctx)
-        client = create_app(settings, context=ctx).test_client()
-        # As a browser says of a form posted from the hub's own (cached) page.
-        client.environ_base["HTTP_SEC_FETCH_SITE"] = "same-origin"
-        return client, ctx
-
-    yield make
-    for ctx in opened:
-        ctx.close()
 
 
 def send(client, **fields):

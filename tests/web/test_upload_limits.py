@@ -13,31 +13,9 @@ import threading
 import pytest
 
 from hub.core import slots
-from hub.core.context import open_context
 from hub.core.media import MediaError, convert_audio
-from hub.migrations import MIGRATIONS
 from tests.conftest import csrf_from
 from tests.phone_audio import encode, streamed_webm, tone_wav
-
-
-@pytest.fixture
-def portal(make_settings):
-    opened = []
-
-    def make(**overrides):
-        from hub.web import create_app
-
-        settings = make_settings(**overrides)
-        ctx = open_context(settings, MIGRATIONS)
-        opened.append(ctx)
-        client = create_app(settings, context=ctx).test_client()
-        # As a browser says of a form posted from the hub's own (cached) page.
-        client.environ_base["HTTP_SEC_FETCH_SITE"] = "same-origin"
-        return client, ctx
-
-    yield make
-    for ctx in opened:
-        ctx.close()
 
 
 def send_voice(client, path, body: str = ""):
