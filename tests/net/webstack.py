@@ -224,7 +224,14 @@ class WebStack:
                 host, port = listen.rsplit(":", 1)
                 wait_for(lambda h=host, p=int(port): _tcp_connects(h, p), 10, "nginx", self.nginx)
         else:
-            wait_for(lambda: (self.prefix / "nginx.pid").exists(), 10, "nginx", self.nginx)
+            # From outside the namespace, ask its kernel whether nginx listens on every port yet.
+            listens = (self.villager_listen,) if self.as_installed else (self.villager_listen, self.staff_listen)
+            ports = {int(listen.rsplit(":", 1)[1]) for listen in listens}
+            wait_for(lambda: ports <= self._listening_ports(), 10, "nginx", self.nginx)
+
+    def _listening_ports(self) -> set[int]:
+        out = subprocess.run(self._wrap(["ss", "-Hltn"]), capture_output=True, text=True).stdout
+        return {int(line.split()[3].rsplit(":", 1)[1]) for line in out.splitlines() if line.split()[3:]}
 
     def start_gunicorn(self, timeout: float = 30, env: dict | None = None, **popen) -> subprocess.Popen:
         """Start `hub web` on the socket, as the unit does (with *env* added to its environment),
