@@ -1,6 +1,10 @@
-"""nginx's own errors (403, 404, 413, 502) get the hub's Khmer pages, read by nginx's user."""
+"""nginx's own errors (403, 404, 413, 502, 504) get the hub's Khmer pages, read by nginx's user."""
 
 from __future__ import annotations
+
+import os
+import signal
+import time
 
 import pytest
 import requests
@@ -31,3 +35,35 @@ def test_nginx_answers_its_own_errors_with_the_hubs_khmer_pages(tmp_path):
             assert "nginx" not in r.text
         assert "រហូតដល់ ២ នាទី" in pages[413].text and "up to 2 minutes" in pages[413].text
         assert "ហាប់កំពុងចាប់ផ្តើម" in pages[502].text
+
+
+def test_an_upstream_slower_than_nginx_waits_gets_the_khmer_504_page(tmp_path):
+    """The app stops answering (its processes frozen): nginx gives up after proxy_read_timeout
+    and sends the hub's own small Khmer page, read from the data folder by nginx's user."""
+    need("nginx")
+    # The site as rendered, with nginx's wait for the app cut from 120 s to 2 s for the test.
+    edits = {"proxy_read_timeout 120s;": "proxy_read_timeout 2s;"}
+    with WebStack(tmp_path, site_edits=edits) as web:
+        s = requests.Session()
+        s.trust_env = False
+        assert s.get(f"{web.villager_url}/feedback?lang=km", timeout=30).status_code == 200
+        frozen = web.pids()
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            r = s.get(f"{web.villager_url}/receipt/12345678", timeout=30)
+            waited = time.monotonic() - started
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+        assert r.status_code == 504, r.text[:300]
+        assert 1.5 < waited < 15
+        assert r.headers["Content-Type"].startswith("text/html")
+        assert r.headers.get("Cache-Control") == "no-store"
+        html = r.text
+        assert '<html lang="km">' in html and "ហាប់កំពុងរវល់" in html and "The hub is busy" in html
+        assert 'name="viewport" content="width=device-width' in html and "nginx" not in html
+        assert len(r.content) < 12 * 1024
+        # Unfrozen, the app answers again through the same nginx.
+        assert s.get(f"{web.villager_url}/feedback?lang=km", timeout=30).status_code == 200
