@@ -23,8 +23,8 @@ def test_nginx_answers_its_own_errors_with_the_hubs_khmer_pages(tmp_path):
         pages = {}
         pages[404] = s.get(f"{web.villager_url}/media/nothing.html")
         pages[403] = s.get(f"{web.villager_url}/static/fonts/")
-        # Over nginx's own limit (max_upload_mb + 1): nginx refuses it before the app sees it.
-        pages[413] = s.post(f"{web.villager_url}/feedback", data=b"\0" * (3 * 1024 * 1024),
+        # Over nginx's own limit (2 * max_upload_mb + 1): nginx refuses it before the app sees it.
+        pages[413] = s.post(f"{web.villager_url}/feedback", data=b"\0" * (4 * 1024 * 1024),
                             headers={"Content-Type": "application/octet-stream"})
         stop(web.gunicorn)
         pages[502] = s.get(f"{web.villager_url}/")
@@ -34,6 +34,7 @@ def test_nginx_answers_its_own_errors_with_the_hubs_khmer_pages(tmp_path):
             assert '<html lang="km">' in r.text and 'lang="en"' in r.text, (status, r.text[:300])
             assert "nginx" not in r.text
         assert "រហូតដល់ ២ នាទី" in pages[413].text and "up to 2 minutes" in pages[413].text
+        assert "ប៊ូតុងថយក្រោយ" in pages[413].text and "Back button" in pages[413].text
         assert "ហាប់កំពុងចាប់ផ្តើម" in pages[502].text
 
 
