@@ -166,9 +166,10 @@ def run() -> list[tuple[str, str]]:
                 from tests.benchtools import tree_memory_kb
 
                 LAST["transcriber busy"] = tree_memory_kb(transcriber.pid)
-        from tests.benchtools import tree_memory_kb
+        from tests.benchtools import children, memory_kb, tree_memory_kb
 
         LAST["hub-web"] = tree_memory_kb(web.gunicorn.pid)
+        LAST["hub-web split"] = (memory_kb(web.gunicorn.pid), [memory_kb(c) for c in children(web.gunicorn.pid)])
         LAST["nginx"] = tree_memory_kb(web.nginx.pid)
         LAST["settings"] = web.settings
     finally:
