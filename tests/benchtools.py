@@ -133,6 +133,23 @@ def wrk(url: str, connections: int = 50, seconds: int = 5, headers: dict | None 
     return rps, p95
 
 
+def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM a child's process group and wait; SIGKILL it if it has not stopped by *timeout*.
+
+    A daemon at CPUWeight=10 and SCHED_IDLE on a loaded machine may get no CPU time to stop in.
+    """
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout)
+    except ProcessLookupError:
+        proc.wait(timeout)
+
+
 def unit_settings(name: str) -> dict[str, str]:
     """The [Service] lines of systemd/NAME.service, so a bench runs a daemon as deployed."""
     path = Path(__file__).resolve().parent.parent / "systemd" / f"{name}.service"

@@ -154,10 +154,12 @@ def _lateness(busy: bool) -> list[tuple[str, str]]:
             time.sleep(0.5)
         time.sleep(2)
         stop.set()
+        from tests.benchtools import stop_group
+
         for p in load:
             os.killpg(p.pid, signal.SIGTERM)
         for p in load:
-            p.wait(timeout=30)
+            stop_group(p)
         before = _cpu_seconds(proc.pid)
         time.sleep(IDLE_SECONDS if not busy else 0)
         idle_cpu = _cpu_seconds(proc.pid) - before

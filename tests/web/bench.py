@@ -174,8 +174,9 @@ def run() -> list[tuple[str, str]]:
         LAST["settings"] = web.settings
     finally:
         if transcriber is not None:
-            os.killpg(transcriber.pid, 15)
-            transcriber.wait(30)
+            from tests.benchtools import stop_group
+
+            stop_group(transcriber)
         stop(alone)
         web.close()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.benchtools import apply_unit, tree_memory_kb
+from tests.benchtools import apply_unit, stop_group, tree_memory_kb
 
 DAEMONS = ("hub-announcer", "hub-recorder", "hub-sync", "hub-transcriber")
 GOAL_WEB_MB = 60
@@ -103,7 +103,7 @@ def run() -> list[tuple[str, str]]:
         for p in procs.values():
             os.killpg(p.pid, 15)
         for p in procs.values():
-            p.wait(30)
+            stop_group(p)
     web = portal.LAST.get("hub-web")
     table = ({"hub-web": web} if web else {}) | got
     if "nginx" in portal.LAST:
