@@ -301,3 +301,24 @@ def test_a_transcript_leaves_once_its_sender_agrees_later(ctx, tmp_path):
     (sent,) = records(ctx, "transcript")
     assert sent["id"] == tid and sent["data"]["corrected_text"] == "អណ្តូងខូច"
     assert outbox.unscanned(ctx.db) == 0
+
+
+def test_rows_written_before_the_change_log_are_looked_at_once_and_only_unsent_ones_travel(make_settings, tmp_path):
+    from hub.core.context import open_context
+    from hub.core.db import migrate
+    from hub.migrations import MIGRATIONS
+
+    before = [m for m in MIGRATIONS if m[0] != "0013_sync_changes"]
+    ctx = open_context(make_settings(data_dir=tmp_path / "old"), before)
+    _many_feedback(ctx, 3)
+    sent, waiting = [r["id"] for r in ctx.db.query("select * from feedback order by receipt")][:2]
+    row = next(ctx.db.query("select * from feedback where id = ?", [sent]))
+    with transaction(ctx.db) as conn:  # what the scan before 0013 recorded of a row it had sent
+        conn.execute("insert into sync_seen (source, source_id, marker, fingerprint) values ('feedback', ?, ?, ?)",
+                     (sent, row["updated_at"], outbox.fingerprint(feedback.outgoing(row))))
+    assert migrate(ctx.db, MIGRATIONS) == ["0013_sync_changes"]
+    assert outbox.unscanned(ctx.db) == 2
+    assert outbox.scan(ctx) == 2
+    assert sent not in {r["id"] for r in records(ctx)} and waiting in {r["id"] for r in records(ctx)}
+    assert outbox.scan(ctx) == 0
+    ctx.close()
