@@ -18,6 +18,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -45,6 +46,7 @@ IMAGE_CODECS = {"mjpeg", "png", "webp", "gif", "bmp"}
 LOUDNESS = "loudnorm=I=-16:TP=-1.5:LRA=11"
 LOUD_RATE = 48000
 MASTER_RATE = 16000
+WEB_RATE = 22050
 #: A decoded recording may run this much past max_seconds before it is refused (ffmpeg stops
 #: decoding a little after it, so a file without a duration cannot be decoded for hours).
 LENGTH_SLACK = 1.0
@@ -190,7 +192,8 @@ DTX_CODECS = {"amr_nb", "amr_wb"}
 MIN_SECONDS = 0.2
 
 
-def _ffmpeg(args: list[str], timeout: float = 300, strict: bool = True, deadline: float | None = None) -> None:
+def _ffmpeg(args: list[str], timeout: float = 300, strict: bool = True, deadline: float | None = None,
+            stats: bool = False) -> str:
     """Run ffmpeg on one input (*args* start with ``-i``); raise MediaError if it fails.
 
     ffmpeg is judged by its exit status, and the caller checks what it wrote. A line
@@ -198,19 +201,47 @@ def _ffmpeg(args: list[str], timeout: float = 300, strict: bool = True, deadline
     "Warning: using insecure memory!" where memory cannot be locked, as under a
     service's limits). With *strict*, a decode error stops ffmpeg with a non-zero
     status (-xerror, and -err_detect explode so that decoders do not paper over
-    damage); stderr only explains a failure.
+    damage); stderr only explains a failure. With *stats*, ffmpeg also prints its
+    closing figures (what each output got, see :func:`_output_samples`), each line
+    tagged with its level; the tagged stderr is returned.
     """
     strictness = ["-xerror", "-err_detect", "explode"] if strict else []
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", *strictness, *args]
+    level = ["-loglevel", "level+verbose", "-nostats"] if stats else ["-v", "error"]
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", *level, "-y", *strictness, *args]
     try:
         out = subprocess.run(cmd, capture_output=True, timeout=_time_left(deadline, timeout), check=False)
     except subprocess.TimeoutExpired:
         if deadline is not None and time.monotonic() >= deadline:
             raise Busy("the conversion ran out of time") from None
         raise MediaError("unreadable", "conversion timed out") from None
+    err = out.stderr.decode(errors="replace")
     if out.returncode != 0:
-        lines = [x for x in out.stderr.decode(errors="replace").splitlines() if x.strip()]
+        lines = [x for x in err.splitlines() if x.strip()]
+        if stats:
+            tagged = [x for x in lines if _LEVEL_RE.search(x)]
+            lines = [_LEVEL_RE.sub("", x, count=1) for x in tagged] or [x for x in lines if not _TAG_RE.search(x)]
         raise MediaError("unreadable", "; ".join(lines[-3:])[:300] or f"ffmpeg exit {out.returncode}")
+    return err
+
+
+#: A stderr line of ffmpeg at level error or worse, under ``-loglevel level+...``.
+_LEVEL_RE = re.compile(r"\[(?:error|fatal|panic)\] ")
+#: Any level tag: a line without one comes from a library ffmpeg loaded.
+_TAG_RE = re.compile(r"\[(?:trace|debug|verbose|info|warning|error|fatal|panic)\] ")
+#: ffmpeg's closing figures: "Output file #1 (web.mp3):" then "Output stream #1:0 (audio): 165 frames
+#: encoded (94594 samples); ...".
+_OUTPUT_FILE_RE = re.compile(r"Output file #(\d+) ")
+_OUTPUT_SAMPLES_RE = re.compile(r"Output stream #(\d+):\d+ \(audio\): \d+ frames encoded \((\d+) samples\)")
+
+
+def _output_samples(stderr: str) -> dict[int, int]:
+    """Samples ffmpeg encoded into each output file, by the output's index, from its closing figures."""
+    got: dict[int, int] = {}
+    for line in stderr.splitlines():
+        m = _OUTPUT_SAMPLES_RE.search(line)
+        if m:
+            got[int(m.group(1))] = got.get(int(m.group(1)), 0) + int(m.group(2))
+    return got
 
 
 def _check_length(got: float, promised: float, what: str, dtx: bool = False) -> None:
@@ -261,6 +292,9 @@ def convert_audio(src: Path, workdir: Path, max_seconds: float | None = None, de
     and output longer than *max_seconds* is refused as ``too_long``.
     *check_room(seconds)* is called before decoding, with the longest the
     output may be; every step ends by the monotonic *deadline* or raises Busy.
+
+    Two processes in all: ffprobe reads the container (no decoding) to choose,
+    and one ffmpeg run decodes once and writes the three copies.
     """
     info = probe(src, deadline)
     if info.codec_type != "audio":
@@ -275,26 +309,39 @@ def convert_audio(src: Path, workdir: Path, max_seconds: float | None = None, de
     web = workdir / "web.mp3"
     loud = workdir / "loud.wav"
     dtx = info.codec_name in DTX_CODECS
+    # -t before -i limits the decode itself, for every output at once.
     limit = ["-t", f"{max_seconds + LENGTH_SLACK:.3f}"] if max_seconds else []
-    _ffmpeg(["-i", str(src), "-vn", *limit, "-ac", "1", "-ar", str(MASTER_RATE), "-c:a", "pcm_s16le",
-             str(master)], strict=not dtx, deadline=deadline)
+    # One run decodes once and writes the three copies: the master, and from the master's
+    # samples the web copy and the loudspeaker copy (loudnorm works at 192 kHz, then 48 kHz).
+    graph = (f"[0:a:0]aformat=sample_rates={MASTER_RATE}:channel_layouts=mono,asplit=3[master][web][loud];"
+             f"[loud]{LOUDNESS},aresample={LOUD_RATE}[louder]")
+    stderr = _ffmpeg([*limit, "-i", str(src), "-filter_complex", graph,
+                      "-map", "[master]", "-c:a", "pcm_s16le", str(master),
+                      "-map", "[web]", "-ar", str(WEB_RATE), "-c:a", "libmp3lame", "-b:a", "40k", str(web),
+                      "-map", "[louder]", "-c:a", "pcm_s16le", str(loud)],
+                     strict=not dtx, deadline=deadline, stats=True)
     duration = _duration_of_wav(master)
     if max_seconds and duration > max_seconds + LENGTH_SLACK / 2:
         raise MediaError("too_long", f"decoded {duration:.0f} s or more")
     _check_length(duration, info.duration, "the recording", dtx=dtx)
-    _ffmpeg(["-i", str(master), "-ac", "1", "-ar", "22050", "-c:a", "libmp3lame", "-b:a", "40k", str(web)],
-            deadline=deadline)
-    made = probe(web, deadline)
-    if made.codec_name != "mp3":
-        raise MediaError("unreadable", f"web copy is {made.codec_name}")
-    _check_length(made.duration, duration, "the web copy")
-    _ffmpeg(["-i", str(master), "-af", LOUDNESS, "-ac", "1", "-ar", str(LOUD_RATE), "-c:a", "pcm_s16le", str(loud)],
-            deadline=deadline)
+    _check_length(_web_seconds(web, _output_samples(stderr).get(1), deadline), duration, "the web copy")
     _check_length(_duration_of_wav(loud), duration, "the loudspeaker copy")
     return {
         "master": master, "web": web, "loud": loud, "duration": duration,
         "original_format": AUDIO_FORMATS[info.format_name],
     }
+
+
+def _web_seconds(web: Path, samples: int | None, deadline: float | None) -> float:
+    """Length of the web copy: from ffmpeg's own figures, or (an ffmpeg that did not print them) ffprobe's."""
+    if not web.is_file() or web.stat().st_size == 0:
+        raise MediaError("unreadable", "no web copy was written")
+    if samples is not None:
+        return samples / WEB_RATE
+    made = probe(web, deadline)
+    if made.codec_name != "mp3":
+        raise MediaError("unreadable", f"web copy is {made.codec_name}")
+    return made.duration
 
 
 def convert_image(src: Path, workdir: Path, deadline: float | None = None) -> dict:

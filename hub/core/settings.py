@@ -80,7 +80,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("receipt_misses_per_hour", int, 20, "Wrong receipt or phone numbers one address may try per hour before its receipt pages get 429. 0: no limit."),
     S("receipt_lookups_per_minute", int, 30, "Receipt pages one address may open per minute through nginx (in bursts of as many)."),
     S("conversion_slots", int, 2, "Uploaded recordings and pictures converted at once, across all web workers."),
-    S("conversion_queue", int, 4, "Uploads that may wait for a conversion slot; more get 503 at once."),
+    S("conversion_queue", int, 8, "Uploads that may wait for a conversion slot; more get 503 at once."),
     S("conversion_seconds", int, 90, "Longest an upload may wait and convert before it is refused with 503; below nginx's 120 s, so a phone never gets a timeout for a message that was stored."),
     # --- loudspeaker announcements ---
     S("audio_output_device", str, "default", "ALSA device name the loudspeaker is played through."),
