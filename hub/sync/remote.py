@@ -209,11 +209,21 @@ def bundle(ctx, beat=lambda: None, journal: list[str] | None = None) -> dict:
             "sync_state": {k: v for k, v in sync_state.all_state(ctx.db).items()
                            if not k.startswith(("audio_of:", "announcement_of:"))},
             "journal": journal_lines}
-    text = redact(json.dumps(data, ensure_ascii=False, default=str), secrets_of(s))
-    while len(text.encode("utf-8")) > MAX_BUNDLE_BYTES and data["journal"]:
+    data = redact_all(json.loads(json.dumps(data, default=str)), secrets_of(s))
+    while len(json.dumps(data, ensure_ascii=False).encode("utf-8")) > MAX_BUNDLE_BYTES and data["journal"]:
         data["journal"] = data["journal"][len(data["journal"]) // 4 + 1:]
-        text = redact(json.dumps(data, ensure_ascii=False, default=str), secrets_of(s))
-    return json.loads(text)
+    return data
+
+
+def redact_all(value, secrets_: list[str]):
+    """*value* (JSON data) with every string in it redacted."""
+    if isinstance(value, str):
+        return redact(value, secrets_)
+    if isinstance(value, list):
+        return [redact_all(v, secrets_) for v in value]
+    if isinstance(value, dict):
+        return {k: redact_all(v, secrets_) for k, v in value.items()}
+    return value
 
 
 # --- one sync cycle's part ---------------------------------------------------------------------
