@@ -229,9 +229,11 @@ def _convert(setting: Setting, value: Any, from_env: bool, where: str = "") -> A
 class Settings:
     """The hub's settings, resolved once; read them as attributes."""
 
-    def __init__(self, values: dict[str, Any], source: Path | None = None):
+    def __init__(self, values: dict[str, Any], source: Path | None = None, remote_source: Path | None = None):
         self._values = values
         self.source = source
+        #: The central server's changes file, when it was read.
+        self.remote_source = remote_source
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -252,7 +254,7 @@ class Settings:
             if k not in _BY_NAME:
                 raise KeyError(k)
             values[k] = v
-        return Settings(values, self.source)
+        return Settings(values, self.source, self.remote_source)
 
     @property
     def db_path(self) -> Path:
@@ -327,8 +329,10 @@ def load(
         data_dir = _convert(data_dir_setting, raw["data_dir"], from_env=False)
     else:
         data_dir = data_dir_setting.default
+    remote_source = None
     if remote is None:
         remote = read_remote(remote_path(data_dir))
+        remote_source = remote_path(data_dir) if remote else None
     else:
         unknown = [k for k in remote if k not in REMOTE_SETTINGS]
         if unknown:
@@ -350,7 +354,7 @@ def load(
     for k, v in (overrides or {}).items():
         values[k] = v
     _check(values)
-    return Settings(values, path if path.exists() else None)
+    return Settings(values, path if path.exists() else None, remote_source)
 
 
 def _check(values: dict[str, Any]) -> None:
