@@ -58,7 +58,8 @@ def test_a_settings_change_and_a_diagnostics_bundle_on_the_next_sync(make_applia
                  and app.unit("hub-settings.service", "ActiveState") != "activating"
                  and app.unit("hub-web", "ExecMainStartTimestampMonotonic") != web_started
                  and app.unit("hub-web", "ActiveState") == "active", 180, interval=2,
-                 message="hub-settings.service did not restart the hub")
+                 message=lambda: "hub-settings.service did not restart the hub: path unit "
+                 + app.unit("hub-settings.path", "ActiveState") + "\n" + app.journal("hub-settings"))
         hostapd = app.sh("cat /etc/hostapd/hostapd.conf").stdout
         assert "ssid=Village-New" in hostapd and f"wpa_passphrase={NEW_PASS}" in hostapd
         print(app.journal("hub-settings"))
