@@ -79,11 +79,11 @@ def test_a_settings_change_and_a_diagnostics_bundle_on_the_next_sync(make_applia
         refused = wait_for(lambda: change_state(store, change), 120, interval=2)
         assert refused["state"] == "refused" and "must differ from ssid" in refused["message"], refused
 
-        # A line that carries a secret, logged from inside hub-sync's own cgroup, as a careless
-        # library would; and the diagnostics bundle.
-        app.sh("echo $$ > /sys/fs/cgroup/system.slice/hub-sync.service/cgroup.procs"
-               f" && echo 'retrying with passphrase {NEW_PASS}' | systemd-cat -t hub-sync", check=False)
-        leaked = NEW_PASS in app.journal("hub-sync")
+        # A line in hub-sync's journal that carries a secret, as a careless library could log it
+        # (root may attach a message to a unit with OBJECT_SYSTEMD_UNIT); then the bundle.
+        app.sh(f"printf 'MESSAGE=retrying with passphrase {NEW_PASS}\\nOBJECT_SYSTEMD_UNIT=hub-sync.service\\n"
+               "SYSLOG_IDENTIFIER=hub-sync\\n' | logger --journald")
+        leaked = wait_for(lambda: NEW_PASS in app.journal("hub-sync"), 20, message="the planted line is not there")
         request = store.ask_diagnostics(hub["id"], "officer")
         row = wait_for(lambda: store.diagnostics_bundle(request), 180, interval=2,
                        message="the diagnostics bundle did not arrive")
@@ -96,9 +96,8 @@ def test_a_settings_change_and_a_diagnostics_bundle_on_the_next_sync(make_applia
         secret_key = re.search(r'secret_key = "([^"]+)"', app.sh("cat /etc/hub/hub.toml").stdout).group(1)
         for secret in (token, NEW_PASS, FIRST_PASS, secret_key):
             assert secret not in text, secret
-        if leaked:
-            assert "retrying with passphrase [redacted]" in journal
-        print(f"journal line with a secret planted: {leaked}; bundle {len(text)} bytes")
+        assert leaked and "retrying with passphrase [redacted]" in journal, journal[-2000:]
+        print(f"bundle {len(text)} bytes, {len(bundle['journal'])} journal lines")
     finally:
         if store is not None:
             store.close()
