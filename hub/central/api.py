@@ -158,27 +158,46 @@ def media_head(media_id: str):
     return resp
 
 
+def _upload_headers() -> tuple[int, int, str]:
+    """A resumable upload's chunk: its offset, the whole length and the whole file's SHA-256."""
+    try:
+        return (int(request.headers["Upload-Offset"]), int(request.headers["Upload-Length"]),
+                request.headers["Upload-Sha256"])
+    except (KeyError, ValueError):
+        raise ValueError("Upload-Offset, Upload-Length and Upload-Sha256 are needed") from None
+
+
+def _read_chunk() -> bytes:
+    """The request's body, of the length it announced, at most MAX_CHUNK."""
+    try:
+        expected = int(request.headers.get("Content-Length", "-1"))
+    except ValueError:
+        expected = -1
+    if expected < 0 or expected > MAX_CHUNK:
+        raise ValueError("a chunk needs a Content-Length of at most 8 MB")
+    chunk = request.stream.read(expected)
+    if len(chunk) != expected:
+        raise ValueError("the chunk was cut short")
+    return chunk
+
+
 @api.route("/media/<media_id>", methods=["PUT"])
 def media_put(media_id: str):
     rec, err = _media_owner_check(media_id)
     if err is not None:
         return err
     try:
-        offset = int(request.headers["Upload-Offset"])
-        total = int(request.headers["Upload-Length"])
-        sha256 = request.headers["Upload-Sha256"]
-        expected = int(request.headers.get("Content-Length", "-1"))
-    except (KeyError, ValueError):
-        return _error(400, "Upload-Offset, Upload-Length and Upload-Sha256 are needed")
+        offset, total, sha256 = _upload_headers()
+    except ValueError as e:
+        return _error(400, str(e))
     if total != rec.get("bytes") or sha256 != rec.get("sha256"):
         return _error(400, "length or checksum differ from the media record")
     if total > MAX_MEDIA_BYTES:
         return _error(413, "the file is too large")
-    if expected < 0 or expected > MAX_CHUNK:
-        return _error(400, "a chunk needs a Content-Length of at most 8 MB")
-    chunk = request.stream.read(expected)
-    if len(chunk) != expected:
-        return _error(400, "the chunk was cut short")
+    try:
+        chunk = _read_chunk()
+    except ValueError as e:
+        return _error(400, str(e))
     try:
         result = store().append_media(g.hub["id"], media_id, offset, total, sha256, chunk)
     except CentralError as e:
@@ -209,19 +228,12 @@ def backup_head(backup_id: str):
 @api.route("/backups/<backup_id>", methods=["PUT"])
 def backup_put(backup_id: str):
     """One chunk of a hub's backup at its offset; the whole file replaces the hub's previous backup."""
+    made_at = request.headers.get("Backup-Made-At", "")[:40]
     try:
-        offset = int(request.headers["Upload-Offset"])
-        total = int(request.headers["Upload-Length"])
-        sha256 = request.headers["Upload-Sha256"]
-        made_at = request.headers.get("Backup-Made-At", "")[:40]
-        expected = int(request.headers.get("Content-Length", "-1"))
-    except (KeyError, ValueError):
-        return _error(400, "Upload-Offset, Upload-Length and Upload-Sha256 are needed")
-    if expected < 0 or expected > MAX_CHUNK:
-        return _error(400, "a chunk needs a Content-Length of at most 8 MB")
-    chunk = request.stream.read(expected)
-    if len(chunk) != expected:
-        return _error(400, "the chunk was cut short")
+        offset, total, sha256 = _upload_headers()
+        chunk = _read_chunk()
+    except ValueError as e:
+        return _error(400, str(e))
     try:
         result = store().append_backup(g.hub["id"], backup_id, offset, total, sha256, chunk, made_at)
     except CentralError as e:
