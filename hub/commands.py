@@ -135,6 +135,8 @@ def cmd_settings(args) -> int:
     settings = _settings(args)
     values = settings.as_dict()
     print(f"# from {settings.source or 'defaults'}")
+    if settings.remote_source:
+        print(f"# and the central server's changes in {settings.remote_source}")
     for s in SETTINGS:
         v = values[s.name]
         print(f"{s.name} = {v!r}")

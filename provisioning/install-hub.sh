@@ -42,13 +42,14 @@ fi
 /opt/hub/venv/bin/pip install --quiet --disable-pip-version-check /opt/hub/wheels/*.whl
 ln -sf /opt/hub/venv/bin/hub /usr/local/bin/hub
 
-# The hub user. Its groups are whichever of audio (sound cards) and gpio (the
-# relay, LED and button; Raspberry Pi OS has it) this system has: the units do
-# not name groups, so a system without one still starts every daemon.
+# The hub user. Its groups are whichever of audio (sound cards), gpio (the
+# relay, LED and button; Raspberry Pi OS has it) and systemd-journal (hub-sync
+# reads the hub's units' journal for a diagnostics bundle) this system has: the
+# units do not name groups, so a system without one still starts every daemon.
 if ! id hub >/dev/null 2>&1; then
 	useradd --system --home-dir /var/lib/hub --no-create-home --shell /usr/sbin/nologin --user-group hub
 fi
-for g in audio gpio; do
+for g in audio gpio systemd-journal; do
 	getent group "$g" >/dev/null && usermod -a -G "$g" hub
 done
 install -d -o hub -g hub -m 0750 /var/lib/hub

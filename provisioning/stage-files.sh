@@ -15,7 +15,7 @@ PYTHON=${PYTHON:-python3}
 rm -rf "$out"
 mkdir -p "$out/wheels" "$out/units"
 "$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$out/wheels" "$repo"
-cp "$repo"/systemd/*.service "$repo"/systemd/*.timer "$repo"/systemd/*.target "$out/units/"
+cp "$repo"/systemd/*.service "$repo"/systemd/*.timer "$repo"/systemd/*.path "$repo"/systemd/*.target "$out/units/"
 cp "$here/firstboot/hub-firstboot.service" "$out/units/"
 cp "$here/firstboot/hub-firstboot" "$out/hub-firstboot"
 cp "$here/firstboot/hub-datapart" "$out/hub-datapart"

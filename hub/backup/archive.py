@@ -6,6 +6,7 @@
                     the migrations of the database, and the SHA-256 and size of every member
     hub.db          a consistent copy of the live database, made by SQLite's backup API
     hub.toml        the settings file (it holds the central token and the secret key)
+    remote-settings.toml   the central console's changes to them, when there are any
     media/NAME      every media file the copied database names
 
 The database is copied first; media files are only ever added under new names
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from hub import __version__
 from hub.core import db as dbmod
+from hub.core import settings as settings_mod
 from hub.core.db import utcnow
 from hub.core.errors import HubError
 from hub.core.media import fsync_dir
@@ -38,6 +40,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DATABASE = "hub.db"
 SETTINGS = "hub.toml"
+REMOTE_SETTINGS = settings_mod.REMOTE_FILE
 MEDIA = "media/"
 #: A backup is the owner's alone: it holds the central token and the secret key.
 BACKUP_MODE = 0o600
@@ -129,6 +132,9 @@ def write(ctx, target: Path, log=lambda message: None) -> Made:
         members: list[tuple[str, Path]] = [(DATABASE, snap)]
         if s.source is not None and Path(s.source).is_file():
             members.append((SETTINGS, Path(s.source)))
+        remote = settings_mod.remote_path(s.data_dir)
+        if remote.is_file():
+            members.append((REMOTE_SETTINGS, remote))
         missing = []
         for name in names:
             p = s.media_dir / name
@@ -191,7 +197,7 @@ def read_manifest(tar: tarfile.TarFile, name: str) -> dict:
 
 
 def _safe_member(name: str) -> bool:
-    if name in (DATABASE, SETTINGS):
+    if name in (DATABASE, SETTINGS, REMOTE_SETTINGS):
         return True
     rest = name[len(MEDIA):]
     return name.startswith(MEDIA) and rest and "/" not in rest and not rest.startswith(".")

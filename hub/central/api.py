@@ -94,7 +94,8 @@ def hello():
         return _error(403, "this token belongs to another hub")
     health = body.get("health") if isinstance(body.get("health"), dict) else None
     store().touch_hub(g.hub["id"], request.remote_addr or "", health)
-    return jsonify({"hub_id": g.hub["id"], "hub_name": g.hub["name"], "server_time": time.time()})
+    return jsonify({"hub_id": g.hub["id"], "hub_name": g.hub["name"], "server_time": time.time(),
+                    "remote": store().waiting_for(g.hub["id"])})
 
 
 def _valid(record) -> bool:
@@ -251,6 +252,33 @@ def publications():
     except ValueError:
         return _error(400, "since must be a number")
     return jsonify(store().publications_since(g.hub["id"], since, address=request.remote_addr or ""))
+
+
+@api.route("/settings/<change_id>", methods=["POST"])
+def settings_answer(change_id: str):
+    """The hub's answer to a settings change: applied, or refused with the reason."""
+    body = _json_body()
+    if not isinstance(body, dict) or not isinstance(body.get("values", {}), dict):
+        return _error(400, "the answer must be an object")
+    try:
+        known = store().settings_answer(g.hub["id"], change_id, str(body.get("state", "")),
+                                        str(body.get("message", "")), body.get("values") or {})
+    except CentralError as e:
+        return _error(400, str(e))
+    return jsonify({"ok": True}) if known else _error(404, "no such change for this hub")
+
+
+@api.route("/diagnostics/<request_id>", methods=["PUT"])
+def diagnostics_put(request_id: str):
+    """A diagnostics bundle an officer asked for."""
+    body = _json_body()
+    if not isinstance(body, dict):
+        return _error(400, "a bundle is a JSON object")
+    try:
+        known = store().store_diagnostics(g.hub["id"], request_id, body)
+    except CentralError as e:
+        return _error(413, str(e))
+    return jsonify({"ok": True}) if known else _error(404, "no such request for this hub")
 
 
 @api.route("/files/<file_id>", methods=["GET"])

@@ -43,6 +43,7 @@ from hub.central.areas import within
 from hub.central.errors import CentralError
 from hub.central.fleet import PROBLEM_NAMES
 from hub.central.publications import KINDS
+from hub.central.remote_web import care
 from hub.central.store import CentralStore
 from hub.core import settings as settings_mod
 from hub.sync import wire
@@ -100,6 +101,7 @@ def create_central_app(settings=None, store: CentralStore | None = None) -> Flas
     i18n.init_app(app)
     app.register_blueprint(api)
     app.register_blueprint(console)
+    app.register_blueprint(care)
 
     @app.before_request
     def _csrf_and_user():

@@ -23,7 +23,7 @@ from hub.announce import store as announcements
 from hub.backup import upload as backup_upload
 from hub.core.clock import ClockRefused
 from hub.core.db import utcnow
-from hub.sync import inbox, outbox
+from hub.sync import inbox, outbox, remote
 from hub.sync import state as sync_state
 from hub.sync.client import BudgetExhausted, CentralClient, NotOnline, Rejected, SyncError
 from hub.sync.health import fleet_health
@@ -122,6 +122,7 @@ def run_cycle(ctx, beat=lambda: None, stopping=lambda: False) -> Outcome:
             _push(ctx, client, out)
             _upload_media(ctx, client, out, beat, stopping)
             _pull(ctx, client, out)
+            remote.run(ctx, client, hello, out, beat)
             backup_upload.send(ctx, client, out, beat, stopping)
             _mirror(ctx, out, stopping)
         except (SyncError, OSError) as e:

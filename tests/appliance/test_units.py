@@ -23,6 +23,7 @@ SERVED = ("hub-recorder", "hub-transcriber", "hub-sync")
 
 def our_units() -> list[Path]:
     units = sorted(SYSTEMD_DIR.glob("*.service")) + sorted(SYSTEMD_DIR.glob("*.timer"))
+    units += sorted(SYSTEMD_DIR.glob("*.path"))
     return units + sorted(SYSTEMD_DIR.glob("*.target")) + [FIRSTBOOT_DIR / "hub-firstboot.service"]
 
 
