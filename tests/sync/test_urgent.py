@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import re
 import subprocess
@@ -192,34 +193,30 @@ def test_a_cap_message_that_cannot_be_broadcast_is_refused_and_nothing_is_stored
 
 
 def test_cap_refusals_are_said_in_khmer_with_the_english_beside(tmp_path):
-    from tests.sync.procs import Central
+    from hub.central.web import create_central_app
+    from hub.core import settings as settings_mod
+    from tests.sync.procs import base_env
 
-    central = Central(tmp_path / "central")
+    env = base_env(tmp_path / "central")
+    (tmp_path / "old.xml").write_bytes(cap_message(b"x", uri="", expires=datetime.now(UTC) - timedelta(hours=1)))
+    r = hub_cmd(["central", "publish-cap", str(tmp_path / "old.xml")], env)
+    assert r.returncode != 0
+    assert "ការព្រមាននេះបានផុតកំណត់" in r.stderr and "This alert expired at" in r.stderr, r.stderr
+    # The console, as an officer who reads Khmer (the default) uploads a message with entities.
+    store = CentralStore.open(tmp_path / "central")
     try:
-        (tmp_path / "old.xml").write_bytes(cap_message(b"x", uri="", expires=datetime.now(UTC) - timedelta(hours=1)))
-        r = central.run("publish-cap", str(tmp_path / "old.xml"))
-        assert r.returncode != 0
-        assert "ការព្រមាននេះបានផុតកំណត់" in r.stderr and "This alert expired at" in r.stderr, r.stderr
-        (tmp_path / "bomb.xml").write_bytes(cap_message(b"x", uri="", extra=BOMB))
-        page = console_upload(central, tmp_path / "bomb.xml")
-        assert "DTD" in page and "ត្រូវបានបដិសេធ" in page, page[-2000:]
-        store = central.open_store()
+        store.add_officer("officer", "a long password for the test")
+        client = create_central_app(settings_mod.load(config=None, env={}, overrides={
+            "data_dir": tmp_path / "central"}), store).test_client()
+        token = CSRF.search(client.get("/login").get_data(as_text=True)).group(1)
+        client.post("/login", data={"username": "officer", "password": "a long password for the test",
+                                    "csrf_token": token})
+        token = CSRF.search(client.get("/publish").get_data(as_text=True)).group(1)
+        r = client.post("/publish/cap", data={"csrf_token": token, "cap": (io.BytesIO(
+            cap_message(b"x", uri="", extra=BOMB)), "bomb.xml", "application/xml")})
+        page = r.get_data(as_text=True)
+        assert r.status_code == 400
+        assert "ត្រូវបានបដិសេធដើម្បីសុវត្ថិភាព" in page and "they are refused for safety" in page, page[-2000:]
         assert store.publications() == []
-        store.close()
     finally:
-        central.stop()
-
-
-def console_upload(central, path) -> str:
-    r = central.run("user", "add", "officer", stdin="a long password for the test\n")
-    assert r.returncode == 0, r.stderr
-    s = requests.Session()
-    s.trust_env = False
-    token = CSRF.search(s.get(central.url + "/login").text).group(1)
-    s.post(central.url + "/login", data={"username": "officer", "password": "a long password for the test",
-                                         "csrf_token": token})
-    token = CSRF.search(s.get(central.url + "/publish").text).group(1)
-    r = s.post(central.url + "/publish/cap", data={"csrf_token": token},
-               files={"cap": (path.name, path.read_bytes(), "application/xml")})
-    assert r.status_code == 400
-    return r.text
+        store.close()
