@@ -64,6 +64,7 @@ MESSAGES = {
     "bad_audio_data": N_("The audio inside the message (<derefUri>) is not valid base64."),
     "digest": N_("The audio %(value)s does not match the SHA-1 <digest> the message gives."),
     "size": N_("The audio %(value)s is not the <size> the message gives."),
+    "no_expiry": N_("An urgent broadcast needs the time after which it stops playing."),
     "urgent_audio": N_("An urgent announcement needs a recording."),
     "no_reference": N_("This Cancel message names no alert this server has published."),
 }

@@ -31,7 +31,7 @@ def _urgent_fields(kind: str, data: dict, now: datetime) -> tuple[int, str | Non
         if data[name] not in allowed:
             raise cap.CapError("bad_value", field=name, value=str(data[name])[:40], allowed=", ".join(allowed))
     if not data.get("expires_at"):
-        raise cap.CapError("missing", field="expires")
+        raise cap.CapError("no_expiry")
     expires = cap.cap_time(str(data["expires_at"]), "expires")
     if expires <= now:
         raise cap.CapError("expired", value=expires.isoformat())
