@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -25,6 +26,7 @@ from hub.sync import state as sync_state
 from tests.sync.procs import hub_cmd
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+ZONE = ZoneInfo("Asia/Phnom_Penh")
 
 
 def tone(path, seconds: float = 1.0):
@@ -218,5 +220,44 @@ def test_cap_refusals_are_said_in_khmer_with_the_english_beside(tmp_path):
         assert r.status_code == 400
         assert "ត្រូវបានបដិសេធដើម្បីសុវត្ថិភាព" in page and "they are refused for safety" in page, page[-2000:]
         assert store.publications() == []
+    finally:
+        store.close()
+
+
+def test_an_officer_marks_an_announcement_urgent_in_the_console_form(tmp_path):
+    from hub.central.web import create_central_app
+    from hub.core import settings as settings_mod
+
+    store = CentralStore.open(tmp_path / "central")
+    try:
+        store.add_officer("officer", "a long password for the test")
+        client = create_central_app(settings_mod.load(config=None, env={}, overrides={
+            "data_dir": tmp_path / "central"}), store).test_client()
+        token = CSRF.search(client.get("/login").get_data(as_text=True)).group(1)
+        client.post("/login", data={"username": "officer", "password": "a long password for the test",
+                                    "csrf_token": token})
+        token = CSRF.search(client.get("/publish?lang=en").get_data(as_text=True)).group(1)
+        form = {"csrf_token": token, "kind": "announcement", "title_km": "ព្យុះ", "urgent": "1",
+                "urgency": "Immediate", "severity": "Extreme", "certainty": "Observed", "to": "all"}
+
+        def post(**extra):
+            return client.post("/publish", data={**form, **extra, "audio": (io.BytesIO(b"ID3 audio"), "storm.mp3",
+                                                                              "audio/mpeg")})
+
+        r = post()
+        assert r.status_code == 200 and "needs the time after which it stops playing" in r.get_data(as_text=True)
+        r = post(urgent_expires=(datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+        assert "expired" in r.get_data(as_text=True)
+        assert store.publications() == []
+        later = datetime.now(UTC).astimezone(ZONE) + timedelta(hours=3)
+        r = post(urgent_expires=later.strftime("%Y-%m-%dT%H:%M"))
+        assert r.status_code == 303, r.get_data(as_text=True)[-1500:]
+        (p,) = store.publications()
+        assert p["urgent"] and p["kind"] == "announcement"
+        assert (p["data"]["urgency"], p["data"]["severity"], p["data"]["certainty"]) == (
+            "Immediate", "Extreme", "Observed")
+        assert p["expires_at"] == later.replace(second=0, microsecond=0).astimezone(UTC).isoformat()
+        page = client.get("/publish?lang=en").get_data(as_text=True)
+        assert f"/publications/{p['id']}/acks" in page
     finally:
         store.close()
