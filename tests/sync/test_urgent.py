@@ -23,6 +23,8 @@ from hub.announce import store as announcements
 from hub.central import cap
 from hub.central.store import CentralStore
 from hub.sync import state as sync_state
+from hub.sync import urgent
+from hub.sync.client import CentralClient
 from tests.sync.procs import hub_cmd
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -78,7 +80,7 @@ def test_a_cap_alert_reaches_the_hub_by_the_urgent_poll_and_its_ack_shows_on_the
     (pub_id,) = r.stdout.split()
 
     used_before = sync_state.usage(hub.ctx.db, hub.ctx.clock.now().date().isoformat())
-    first = urgent_poll(hub)
+    first = urgent_poll(hub, by_command=True)
     assert first["status"] == 200 and first["applied"] == 1 and first["error"] is None
     (a,) = announcements.listing(hub.ctx.db, include_stopped=True)
     assert a["urgent"] == 1 and a["publication_id"] == pub_id and a["title"] == "ការព្រមានទឹកជំនន់"
@@ -136,11 +138,18 @@ def sync_once_ok(hub) -> bool:
     return True
 
 
-def urgent_poll(hub) -> dict:
-    r = hub_cmd(["sync", "urgent"], hub.env)
-    lines = [line for line in r.stdout.splitlines() if line.startswith("{")]
-    assert lines, r.stdout + r.stderr
-    return json.loads(lines[-1])
+def urgent_poll(hub, by_command: bool = False) -> dict:
+    """One urgent poll: `hub sync urgent` as a technician runs it, or the same call in this process."""
+    if by_command:
+        r = hub_cmd(["sync", "urgent"], hub.env)
+        lines = [line for line in r.stdout.splitlines() if line.startswith("{")]
+        assert lines, r.stdout + r.stderr
+        return json.loads(lines[-1])
+    client = CentralClient(hub.ctx.settings, hub.ctx)
+    try:
+        return {**urgent.poll(hub.ctx, client), "wire_bytes": client.wire_bytes}
+    finally:
+        client.close()
 
 
 def console_page(central, path: str) -> str:
