@@ -281,6 +281,33 @@ def diagnostics_put(request_id: str):
     return jsonify({"ok": True}) if known else _error(404, "no such request for this hub")
 
 
+@api.route("/urgent", methods=["GET"])
+def urgent():
+    """The hub's urgent broadcasts; 304 with no body while its If-None-Match is still the list's ETag.
+
+    Hubs ask this every ``sync_urgent_interval_seconds``, so the answer that
+    says "nothing new" is a few hundred bytes, and the hub's last contact is
+    not written for it (the full sync does that).
+    """
+    tag, pubs = store().urgent_for(g.hub["id"])
+    if tag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+        resp = Response(b"", 304)
+    else:
+        resp = jsonify({"publications": pubs})
+    resp.headers["ETag"] = tag
+    return resp
+
+
+@api.route("/acks", methods=["POST"])
+def acks():
+    """Acknowledgements of urgent broadcasts: what the hub's announcer did with each, and when."""
+    body = _json_body()
+    items = body.get("acks") if isinstance(body, dict) else None
+    if not isinstance(items, list) or len(items) > 100:
+        return _error(400, "acks must be a list of at most 100 acknowledgements")
+    return jsonify({"stored": store().record_acks(g.hub["id"], items)})
+
+
 @api.route("/files/<file_id>", methods=["GET"])
 def file(file_id: str):
     found = store().file(file_id)

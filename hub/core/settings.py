@@ -118,6 +118,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("central_url", str, "", "Address of the district or provincial server. Empty: no sync."),
     S("central_token", str, "", "This hub's token from `hub central add-hub`.", secret=True),
     S("sync_interval_seconds", int, 300, "Time between sync attempts while the uplink works."),
+    S("sync_urgent_interval_seconds", int, 60, "Time between the small polls for urgent broadcasts (a conditional request answered 304 while nothing is new), counted against the data budget. 0: only at each sync."),
     S("sync_batch_size", int, 200, "Records sent in one request."),
     S("sync_bandwidth_kbps", int, 0, "Upload speed cap in kilobits per second. 0: no cap."),
     S("sync_daily_budget_mb", float, 50.0, "Data the sync may use per day, in megabytes. 0: no limit."),

@@ -1,4 +1,4 @@
-"""`hub sync once`, `hub sync status` and `hub sync apply-settings`."""
+"""`hub sync once`, `hub sync urgent`, `hub sync status` and `hub sync apply-settings`."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from hub.core.daemon import load_settings
 from hub.core.errors import HubError
 from hub.migrations import MIGRATIONS
 from hub.net import commands as netconfig
-from hub.sync import outbox, remote
+from hub.sync import outbox, remote, urgent
 from hub.sync import state as sync_state
+from hub.sync.client import CentralClient
 from hub.sync.engine import run_cycle
 
 
@@ -25,6 +26,12 @@ def register(sub) -> None:
     a = ssub.add_parser("once", help="run one sync cycle now and print what happened")
     a.add_argument("--json", action="store_true", help="print the outcome as JSON")
     a.set_defaults(func=cmd_once)
+    a = ssub.add_parser("urgent", help="ask the central server for urgent broadcasts now, and send their acks",
+                        description="The small conditional request hub-sync makes every"
+                                    " sync_urgent_interval_seconds: answered 304 while nothing is new. A new"
+                                    " urgent broadcast goes to the announcer at once; acknowledgements of"
+                                    " those played are sent. Prints what happened as JSON.")
+    a.set_defaults(func=cmd_urgent)
     a = ssub.add_parser("status", help="print the outbox, media and last result")
     a.set_defaults(func=cmd_status)
     a = ssub.add_parser(
@@ -50,6 +57,18 @@ def cmd_once(args) -> int:
     return 0 if out.ok else 1
 
 
+def cmd_urgent(args) -> int:
+    ctx = _context(args)
+    client = CentralClient(ctx.settings, ctx)
+    try:
+        out = urgent.poll(ctx, client)
+        out["wire_bytes"] = client.wire_bytes
+    finally:
+        client.close()
+    print(json.dumps(out), flush=True)
+    return 0 if out["error"] is None else 1
+
+
 def cmd_status(args) -> int:
     ctx = _context(args)
     db = ctx.db
@@ -57,7 +76,8 @@ def cmd_status(args) -> int:
     print("outbox: " + ", ".join(f"{k} {v}" for k, v in outbox.counts(db).items()))
     print("media: " + ", ".join(f"{k} {v}" for k, v in outbox.media_counts(db).items()))
     state = sync_state.all_state(db)
-    for key in ("last_online", "last_success", "last_error", "last_error_at", "last_outcome", "pull_cursor"):
+    for key in ("last_online", "last_success", "last_error", "last_error_at", "last_outcome", "pull_cursor",
+                "urgent_etag"):
         if key in state:
             print(f"{key}: {state[key]}")
     if "backup_upload" in state:

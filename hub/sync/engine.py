@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -273,15 +273,17 @@ ANNOUNCEMENT_LEAD = timedelta(minutes=2)
 def _apply_announcement(ctx, client: CentralClient, pub: dict) -> None:
     """Put a centrally published announcement on the loudspeaker schedule, once.
 
-    It plays once at its ``play_at`` (or shortly after it arrives), through
-    the announcer like any scheduled item: quiet hours hold a routine one
-    until morning, and an untrusted clock holds it until the time is known.
-    Withdrawing it on the central server stops it here.
+    A routine one plays once at its ``play_at`` (or shortly after it arrives),
+    through the announcer like any scheduled item: quiet hours hold it until
+    morning, and an untrusted clock holds it until the time is known. An
+    urgent one plays at once, ahead of everything, through quiet hours, and
+    cuts short a routine one that is playing; after its ``expires_at`` it
+    never plays. Withdrawing it on the central server stops it here.
     """
     key = f"announcement_of:{pub['id']}"
     existing = sync_state.get_state(ctx.db, key)
     if pub.get("withdrawn"):
-        if existing:
+        if existing and existing != "expired":
             announcements.stop(ctx, existing)
         return
     if existing:
@@ -293,21 +295,40 @@ def _apply_announcement(ctx, client: CentralClient, pub: dict) -> None:
         return
     tz = ZoneInfo(ctx.settings.timezone)
     now = ctx.clock.now()
-    at = now + ANNOUNCEMENT_LEAD
-    if data.get("play_at"):
-        wanted = datetime.fromisoformat(data["play_at"])
-        wanted = wanted if wanted.tzinfo else wanted.replace(tzinfo=tz)
-        at = max(wanted, at)
-    local = at.astimezone(tz)
-    if local.second or local.microsecond:  # schedules are by the minute: round up, never early
-        local = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    rrule = schedule.Recurrence("once", local.date(), local.time()).to_rrule(ctx.settings.timezone)
+    urgent = bool(data.get("urgent"))
+    expires = _expiry(data.get("expires_at"))
+    if expires is not None and expires <= now:
+        log.warning("announcement %s expired at %s before it arrived; not played", pub["id"], expires)
+        sync_state.set_state(ctx.db, **{key: "expired"})
+        return
+    rrule = None  # urgent: play now
+    if not urgent:
+        at = now + ANNOUNCEMENT_LEAD
+        if data.get("play_at"):
+            wanted = datetime.fromisoformat(data["play_at"])
+            wanted = wanted if wanted.tzinfo else wanted.replace(tzinfo=tz)
+            at = max(wanted, at)
+        local = at.astimezone(tz)
+        if local.second or local.microsecond:  # schedules are by the minute: round up, never early
+            local = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        rrule = schedule.Recurrence("once", local.date(), local.time()).to_rrule(ctx.settings.timezone)
     row = _fetch_audio(ctx, client, audio)
     announcement_id = announcements.create(ctx, {
         "audio_id": row["id"], "title": data.get("title_km") or data.get("title_en") or "",
-        "rrule": rrule, "repeats": int(data.get("repeats") or 1), "urgent": bool(data.get("urgent")),
+        "rrule": rrule, "repeats": int(data.get("repeats") or 1), "urgent": urgent,
+        "publication_id": pub["id"], "expires_at": expires,
     }, media_rows=[row], now=now)
     sync_state.set_state(ctx.db, **{key: announcement_id})
+
+
+def _expiry(text) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _fetch_audio(ctx, client: CentralClient, audio: dict) -> dict:
