@@ -75,7 +75,12 @@ def work_dir(settings) -> Path:
 
 
 def _write_json(path: Path, value) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.exists():
+        # The sync daemon (the data directory's owner) downloads into the same folder.
+        path.parent.mkdir(parents=True)
+        if os.geteuid() == 0:
+            owner = path.parent.parent.stat()
+            os.chown(path.parent, owner.st_uid, owner.st_gid)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}.")
     with os.fdopen(fd, "w") as f:
         json.dump(value, f)

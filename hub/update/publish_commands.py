@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from hub import __version__
+from hub.central.store import CentralStore
+from hub.core.daemon import load_settings
 from hub.update import release as rel
 
 
@@ -19,13 +21,17 @@ def register(csub) -> None:
     p = rsub.add_parser("publish", help="sign WHEEL as a hub release and write the release file",
                         description="Writes a manifest (version from the wheel's name, its SHA-256 and size, and"
                                     " the oldest version it replaces), signs it with KEY, and writes one release"
-                                    " file: the file a technician gives `hub update FILE` from a USB stick.")
+                                    " file: the file a technician gives `hub update FILE` from a USB stick. It"
+                                    " also stores the release in this central server's database (database_url),"
+                                    " where hubs fetch it during sync: the newest published version is offered.")
     p.add_argument("wheel", metavar="WHEEL", help="commune_hub-VERSION-py3-none-any.whl")
     p.add_argument("--key", required=True, metavar="KEY", help="the private release key (from keygen)")
     p.add_argument("--min-version", default=__version__, metavar="VERSION",
                    help=f"the oldest running version this release may replace (default: {__version__})")
     p.add_argument("--out", metavar="FILE",
                    help="the release file to write (default: hub-VERSION.release beside the wheel)")
+    p.add_argument("--file-only", action="store_true",
+                   help="only write the release file; do not offer it to the hubs through this central server")
     p.set_defaults(func=cmd_publish)
 
 
@@ -46,6 +52,13 @@ def cmd_publish(args) -> int:
     body, signature = rel.sign(manifest, Path(args.key))
     out = Path(args.out) if args.out else wheel.with_name(f"hub-{manifest['version']}.release")
     rel.write_release_file(out, wheel, body, signature)
+    if not args.file_only:
+        store = CentralStore.from_settings(load_settings(args))
+        try:
+            store.add_release(body, signature, wheel.read_bytes())
+        finally:
+            store.close()
+        print(f"release {manifest['version']} is offered to the hubs at their next sync")
     print(f"release {manifest['version']} (replaces {manifest['min_version']} or newer),"
           f" sha256 {manifest['sha256']}: {out}")
     return 0

@@ -86,7 +86,7 @@ def releases(tmp_path_factory) -> dict[str, Path]:
     for name, wheel, k in (("good", good, key), ("bad", bad, key), ("forged", good, other)):
         out = work / f"{name}.release"
         subprocess.run([HUB, "central", "release", "publish", str(wheel), "--key", str(k), "--min-version", "0.1.0",
-                        "--out", str(out)], check=True, capture_output=True)
+                        "--out", str(out), "--file-only"], check=True, capture_output=True)
         made[name] = out
     return made
 

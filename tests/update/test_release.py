@@ -35,7 +35,7 @@ def keys(tmp_path):
 def publish(tmp_path, key, version="0.2.0", min_version="0.1.0") -> Path:
     out = tmp_path / f"hub-{version}.release"
     assert main(["central", "release", "publish", str(wheel(tmp_path, version)), "--key", str(key),
-                 "--min-version", min_version, "--out", str(out)]) == 0
+                 "--min-version", min_version, "--out", str(out), "--file-only"]) == 0
     return out
 
 
@@ -73,7 +73,7 @@ def test_another_key_a_changed_manifest_or_wheel_is_refused(tmp_path, keys):
     assert main(["central", "release", "keygen", str(other)]) == 0
     forged = tmp_path / "forged.release"
     assert main(["central", "release", "publish", str(wheel(tmp_path)), "--key", str(other), "--out", str(forged),
-                 "--min-version", "0.1.0"]) == 0
+                 "--min-version", "0.1.0", "--file-only"]) == 0
     with pytest.raises(rel.ReleaseError, match="signature"):
         rel.open_release_file(forged, pub, tmp_path / "o1")
 
