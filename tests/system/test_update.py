@@ -3,7 +3,8 @@
 The releases are this checkout's hub under other version numbers, built once per run:
 
 - ``0.1.1``: the same code, a newer version: it must update;
-- ``0.1.2``: its web daemon exits at start, and it adds a migration: it must roll back
+- ``0.1.2``, published on a central server the test runs and fetched by sync: its web
+  daemon exits at start, and it adds a migration: it must roll back
   to 0.1.1, with the database copy from before it put back (0.1.1 refuses a schema it
   does not know), and never be tried again;
 - a release signed with another key: refused, nothing written.
@@ -17,9 +18,11 @@ every step, reusing one appliance.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,6 +33,7 @@ import pytest
 
 from tests.system.appliance import DAEMONS, REPO
 from tests.system.conftest import receipt_of, send_feedback, session, wait_for
+from tests.system.test_journeys import CENTRAL_PORT, Central
 
 HUB = str(Path(sys.executable).with_name("hub"))
 STEPS = ("install", "stop", "snapshot", "switch", "trial", "commit")
@@ -80,9 +84,9 @@ def releases(tmp_path_factory) -> dict[str, Path]:
     subprocess.run([HUB, "central", "release", "keygen", str(key)], check=True, capture_output=True)
     other = work / "other.key"
     subprocess.run([HUB, "central", "release", "keygen", str(other)], check=True, capture_output=True)
-    made = {"pub": key.with_name("release.key.pub")}
     good = _build(work, "0.1.1")
     bad = _build(work, "0.1.2", _break_web_and_migrate)
+    made = {"pub": key.with_name("release.key.pub"), "key": key, "bad_wheel": bad}
     for name, wheel, k in (("good", good, key), ("bad", bad, key), ("forged", good, other)):
         out = work / f"{name}.release"
         subprocess.run([HUB, "central", "release", "publish", str(wheel), "--key", str(k), "--min-version", "0.1.0",
@@ -91,8 +95,8 @@ def releases(tmp_path_factory) -> dict[str, Path]:
     return made
 
 
-def _appliance(make_appliance, releases, name: str):
-    app = make_appliance(name, settings={"update_health_seconds": 60})
+def _appliance(make_appliance, releases, name: str, **settings):
+    app = make_appliance(name, settings={"update_health_seconds": 60, **settings})
     app.write("/etc/hub/release-key.pub", releases["pub"].read_bytes())
     for n in ("good", "bad", "forged"):
         app.write(f"/media/usb/{n}.release", releases[n].read_bytes())
@@ -123,8 +127,28 @@ def has_receipt(app, receipt: str) -> bool:
     return r.stdout.strip() == "1"
 
 
-def test_a_signed_release_updates_and_a_broken_one_rolls_back(make_appliance, releases):
-    app = _appliance(make_appliance, releases, "hubup")
+def central_health(central) -> dict:
+    conn = sqlite3.connect(central.dir / "central.db")
+    try:
+        row = conn.execute("select health from hubs where name = 'commune-up'").fetchone()
+    finally:
+        conn.close()
+    return json.loads(row[0]) if row and row[0] else {}
+
+
+def test_a_signed_release_updates_and_a_broken_one_rolls_back(make_appliance, releases, tmp_path):
+    central = Central(tmp_path / "central")
+    token = central.cli("add-hub", "commune-up").strip().splitlines()[-1]
+    app = _appliance(make_appliance, releases, "hubup", central_url=f"http://127.0.0.1:{CENTRAL_PORT}",
+                     central_token=token, sync_interval_seconds=10)
+    central.start(app.ns)
+    try:
+        _usb_then_sync(app, central, releases, tmp_path)
+    finally:
+        central.stop()
+
+
+def _usb_then_sync(app, central, releases, tmp_path):
     app.boot()
     assert running(app) == "0.1.0"
     receipt = receipt_of(send_feedback(app, body="ទឹកមិនស្អាត before the update"))
@@ -135,7 +159,7 @@ def test_a_signed_release_updates_and_a_broken_one_rolls_back(make_appliance, re
     assert app.sh("ls /opt/hub/releases").stdout.split() == ["0.1.0"]
     assert running(app) == "0.1.0"
 
-    # The good release: installed beside 0.1.0, switched to, healthy.
+    # The good release from a USB stick: installed beside 0.1.0, switched to, healthy.
     r = app.hub("update /media/usb/good.release", user=None, check=False, timeout=400)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "is running and healthy" in r.stdout
@@ -146,18 +170,28 @@ def test_a_signed_release_updates_and_a_broken_one_rolls_back(make_appliance, re
     assert has_receipt(app, receipt)
     before = migrations(app)
 
-    # The broken release: its web daemon never starts; it had migrated the database.
-    r = app.hub("update /media/usb/bad.release", user=None, check=False, timeout=400)
-    assert r.returncode == 3, r.stdout + r.stderr
-    assert "is not healthy" in r.stdout and "hub-web.service" in r.stdout, r.stdout
-    assert "putting back the copy" in r.stdout, r.stdout
+    # The broken release, published on the central server: hub-sync downloads it,
+    # hub-update.service installs it; its web daemon never starts, and it had migrated.
+    central.cli("release", "publish", str(releases["bad_wheel"]), "--key", str(releases["key"]),
+                "--min-version", "0.1.0", "--out", str(tmp_path / "bad.release"))
+    history = app.root / "var/lib/hub/update/history.json"
+    wait_for(lambda: history.exists() and '"0.1.2", "result": "rolled back"' in history.read_text(), 400,
+             interval=2, message="release 0.1.2 was not downloaded, tried and rolled back")
+    journal = app.journal("hub-update")
+    assert "is not healthy" in journal and "hub-web.service" in journal, journal[-3000:]
+    assert "putting back the copy" in journal, journal[-3000:]
     assert running(app) == "0.1.1"
     assert migrations(app) == before and "0010_update_probe" not in before
-    wait_for(lambda: app.sh(f"systemctl is-active {' '.join(DAEMONS)}", check=False).returncode == 0, 60)
+    wait_for(lambda: app.sh(f"systemctl is-active {' '.join(DAEMONS)}", check=False).returncode == 0, 90)
     healthy(app)
     assert has_receipt(app, receipt)
     assert '"0.1.2"' in app.hub("update --status", user=None).stdout
-    # Never tried again.
+    # Reported upstream with the next hello.
+    wait_for(lambda: central_health(central).get("update_failed") == ["0.1.2"], 120, interval=3,
+             message=f"the central server was not told: {central_health(central)}")
+    assert central_health(central)["version"] == "0.1.1"
+    # Never tried again: not downloaded again, and refused from a stick.
+    assert not (app.root / "var/lib/hub/update/ready.release").exists()
     r = app.hub("update /media/usb/bad.release", user=None, check=False)
     assert r.returncode == 1 and "not tried again" in r.stderr, r.stdout + r.stderr
     assert app.sh("ls /opt/hub/releases").stdout.split() == ["0.1.0", "0.1.1"]
