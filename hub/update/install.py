@@ -384,8 +384,9 @@ def update(settings, release_file: Path, say=print, pause: Callable[[str], None]
         try:
             install_release(settings, release, wheel, say)
         except (UpdateError, OSError) as e:
+            # It would not install next time either (a package missing here): never fetched again.
             _clear_state(settings)
-            _record(settings, version, "refused", str(e))
+            _record(settings, version, "refused", str(e), failed=True)
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
