@@ -50,7 +50,7 @@ def cmd_update(args) -> int:
             print("no downloaded release is waiting")
             return 0
         # Out of the hub user's reach before it is checked: the file checked is the file installed.
-        taken = Path(settings.update_root) / "downloaded.release"
+        taken = Path(settings.update_root) / install.TAKEN
         shutil.move(str(ready), taken)
         try:
             return _run(settings, taken)

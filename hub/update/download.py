@@ -58,6 +58,10 @@ def fetch(ctx, client, out, beat=lambda: None, stopping=lambda: False) -> None:
         return
     work = install.work_dir(s)
     ready = work / "ready.release"
+    taken = Path(s.update_root) / install.TAKEN
+    if install.read_state(s) or taken.exists():
+        out.extra["update"] = "an update is being installed"
+        return
     if ready.exists():
         out.extra["update"] = f"release {release.version} is downloaded and waits to be installed"
         return

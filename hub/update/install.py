@@ -61,6 +61,8 @@ TARGET = "hub.target"
 MIGRATE_UNIT = "hub-migrate.service"
 WEB_SOCKET = Path("/run/hub/web.sock")
 COMPLETE = ".complete"
+#: Where ``hub update --ready`` moves the downloaded release before checking it (out of the hub user's reach).
+TAKEN = "downloaded.release"
 #: The steps of an update, in order (see the module's text).
 STEPS = ("install", "stop", "snapshot", "switch", "trial", "rollback", "commit")
 

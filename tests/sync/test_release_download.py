@@ -59,12 +59,22 @@ def test_a_release_comes_down_in_ranges_within_the_budget_and_resumes(central, m
     # Waiting to be installed: not fetched again.
     code, out, _ = sync_once(hub.env)
     assert "waits to be installed" in out["extra"]["update"] and "update_bytes" not in out["extra"]
+    # Being installed (hub-update.service took the file): not fetched again meanwhile.
+    ready.unlink()
+    (hub.data_dir / "update" / "state.json").write_text('{"step": "install", "version": "0.9.0"}')
+    code, out, _ = sync_once(hub.env)
+    assert "being installed" in out["extra"]["update"] and not ready.exists()
+    # Rolled back here: never fetched again.
+    (hub.data_dir / "update" / "state.json").unlink()
+    (hub.data_dir / "update" / "failed.json").write_text('["0.9.0"]')
+    code, out, _ = sync_once(hub.env)
+    assert "not tried again" in out["extra"]["update"] and not ready.exists()
     store = central.open_store()
     try:
         health = {h["name"]: h["health"] for h in store.hubs()}["kampong"]
     finally:
         store.close()
-    assert health["update_failed"] == [] and "update_last" in health
+    assert health["update_failed"] == ["0.9.0"] and "update_last" in health  # told with the hello
 
 
 @pytest.mark.parametrize("database_url", [""])
