@@ -318,4 +318,32 @@ def file(file_id: str):
     return Response(content, mimetype=row["type"])
 
 
+#: Largest range of a release's wheel one answer carries.
+MAX_RELEASE_RANGE = 4 * 1024 * 1024
+
+
+@api.route("/release", methods=["GET"])
+def release():
+    """The newest hub release: its signed manifest (the hub checks the signature itself)."""
+    row = store().newest_release()
+    if row is None:
+        return jsonify({"release": None})
+    return jsonify({"release": {"version": row["version"], "manifest": row["manifest"],
+                                "signature": row["signature"], "bytes": row["bytes"]}})
+
+
+@api.route("/release/<version>/wheel", methods=["GET"])
+def release_wheel(version: str):
+    """A range of a release's wheel (``?start=N&length=M``): a cut download goes on from where it stopped."""
+    try:
+        start = max(0, int(request.args.get("start", "0")))
+        length = min(MAX_RELEASE_RANGE, max(1, int(request.args.get("length", str(MAX_RELEASE_RANGE)))))
+    except ValueError:
+        return _error(400, "start and length must be numbers")
+    content = store().release_range(version, start, length)
+    if content is None:
+        return _error(404, "no such release")
+    return Response(content, mimetype="application/octet-stream")
+
+
 # --- the officers' console -----------------------------------------------------------------

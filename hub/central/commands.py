@@ -11,6 +11,7 @@ from hub.central.web import create_central_app
 from hub.commands import read_password
 from hub.core.daemon import load_settings, setup_logging
 from hub.core.words import load_catalog
+from hub.update import publish_commands
 
 
 def register(sub) -> None:
@@ -29,6 +30,7 @@ def register(sub) -> None:
     _serve_options(a)
     a.set_defaults(func=cmd_serve)
     fleet_commands.register(csub)
+    publish_commands.register(csub)
     a = csub.add_parser("add-hub", help="register a hub and print its token (shown once)")
     a.add_argument("name")
     a.add_argument("--hub-id", help="the hub's own id (its hub_id setting); default: made here")

@@ -128,6 +128,11 @@ SETTINGS: tuple[Setting, ...] = (
     S("sync_max_backoff_seconds", int, 3600, "Longest wait between attempts after failures (the wait doubles from 30 s)."),
     S("backup_interval_hours", int, 24, "How often sync sends a backup of the whole hub to the central server, in hours. 0: never."),
     S("backup_warn_days", int, 7, "`hub doctor` warns when the newest backup is older than this many days."),
+    # --- updates (`hub update`, downloaded by sync) ---
+    S("release_key_file", Path, Path("/etc/hub/release-key.pub"), "The central server's public release key (PEM, Ed25519); a release not signed with its private half is refused."),
+    S("update_root", Path, Path("/opt/hub"), "Where releases are installed (releases/VERSION, one venv each) and the current symlink the units run from."),
+    S("update_health_seconds", int, 180, "A new release must pass its health check (migrations, daemons, portal, hub doctor) within this many seconds, or the hub switches back."),
+    S("update_download", bool, True, "Download new releases from the central server during sync (within the data budget)."),
     # --- the central server (`hub central`) ---
     S("database_url", str, "", "Central server's database: postgresql://user@host/name, or empty for SQLite (central.db in data_dir)."),
     S("telegram_bot_token", str, "", "Bot token for mirroring public notices to Telegram. Empty: no mirror.", secret=True),
@@ -384,6 +389,8 @@ def _check(values: dict[str, Any]) -> None:
     for name in ("feedback_per_hour", "receipt_misses_per_hour", "receipt_lookups_per_minute", "conversion_queue"):
         if values[name] < 0:
             bad(name, "must not be negative")
+    if values["update_health_seconds"] <= 0:
+        bad("update_health_seconds", "must be greater than 0")
     if values["conversion_slots"] <= 0:
         bad("conversion_slots", "must be greater than 0")
     if not 1 <= values["conversion_seconds"] <= MAX_CONVERSION_SECONDS:

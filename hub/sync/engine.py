@@ -28,6 +28,7 @@ from hub.sync import state as sync_state
 from hub.sync.client import BudgetExhausted, CentralClient, NotOnline, Rejected, SyncError
 from hub.sync.health import fleet_health
 from hub.sync.telegram import Mirror
+from hub.update import download as update_download
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def health(ctx) -> dict:
     return {"version": __version__, "disk_free_mb": free, "uptime_seconds": int(uptime),
             "outbox_pending": c["pending"], "outbox_flagged": c["conflict"] + c["refused"],
             "media_pending": outbox.media_counts(ctx.db)["pending"], "clock_trust": ctx.clock.trust(),
-            "hub_name": s.hub_name, **fleet_health(ctx)}
+            "hub_name": s.hub_name, **fleet_health(ctx), **update_download.health(s)}
 
 
 def run_cycle(ctx, beat=lambda: None, stopping=lambda: False) -> Outcome:
@@ -123,6 +124,7 @@ def run_cycle(ctx, beat=lambda: None, stopping=lambda: False) -> Outcome:
             _upload_media(ctx, client, out, beat, stopping)
             _pull(ctx, client, out)
             remote.run(ctx, client, hello, out, beat)
+            update_download.fetch(ctx, client, out, beat, stopping)
             backup_upload.send(ctx, client, out, beat, stopping)
             _mirror(ctx, out, stopping)
         except (SyncError, OSError) as e:
