@@ -26,8 +26,8 @@ from hub.central.areas import Areas, scope_clause
 from hub.central.errors import CentralError
 from hub.central.fleet import Fleet
 from hub.central.publications import Publications
-from hub.central.remote import Remote
 from hub.central.releases import Releases
+from hub.central.remote import Remote
 from hub.central.reports import Reports, _record_out
 from hub.central.storage import FileStorage, MediaStorage
 from hub.core import db as dbmod
