@@ -294,8 +294,11 @@ def remote_path(data_dir: str | os.PathLike) -> Path:
 
 def read_remote(path: Path) -> dict[str, Any]:
     """The central server's changes kept in *path* ({} when there are none); only REMOTE_SETTINGS."""
-    if not path.exists():
-        return {}
+    try:
+        if not path.exists():
+            return {}
+    except PermissionError:  # a user who may not enter the data directory
+        raise SettingsError(f"config file {path}: permission denied") from None
     raw = _read_toml(path)
     for key in raw:
         if key not in REMOTE_SETTINGS:
