@@ -12,7 +12,8 @@ import wave
 import pytest
 
 from hub.core.context import open_context
-from hub.core.media import MediaError, probe, write_durably
+from hub.core.files import write_durably
+from hub.core.media import MediaError, probe
 from hub.migrations import MIGRATIONS
 from tests.conftest import ROOT, no_memory_lock
 from tests.phone_audio import FORMATS, encode, tone_wav

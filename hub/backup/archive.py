@@ -33,7 +33,7 @@ from hub.core import db as dbmod
 from hub.core import settings as settings_mod
 from hub.core.db import utcnow
 from hub.core.errors import HubError
-from hub.core.media import fsync_dir
+from hub.core.files import fsync_dir, sha256_of
 
 FORMAT = "commune-hub-backup"
 FORMAT_VERSION = 1
@@ -58,14 +58,6 @@ class Made:
     manifest: dict
     bytes: int
     sha256: str
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def snapshot_database(db_path: Path, out: Path) -> None:
@@ -144,7 +136,7 @@ def write(ctx, target: Path, log=lambda message: None) -> Made:
                 missing.append(name)
         files = {}
         for arcname, p in members:
-            files[arcname] = {"sha256": _sha256(p), "bytes": p.stat().st_size}
+            files[arcname] = {"sha256": sha256_of(p), "bytes": p.stat().st_size}
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "hub_version": __version__,
                     "hub_id": hub_id, "hub_name": s.hub_name, "made_at": utcnow(), "migrations": migrations,
                     "counts": counts, "missing_media": missing, "files": files}
@@ -173,7 +165,7 @@ def write(ctx, target: Path, log=lambda message: None) -> Made:
             Path(tmp).unlink(missing_ok=True)
             raise
         fsync_dir(path.parent)
-    return Made(path, manifest, path.stat().st_size, _sha256(path))
+    return Made(path, manifest, path.stat().st_size, sha256_of(path))
 
 
 def read_manifest(tar: tarfile.TarFile, name: str) -> dict:

@@ -34,7 +34,7 @@ from hub.backup.archive import BackupError
 from hub.core import db as dbmod
 from hub.core import settings as settings_mod
 from hub.core.db import utcnow
-from hub.core.media import DIR_MODE, FILE_MODE, fsync_dir, make_dir, write_durably
+from hub.core.files import DIR_MODE, FILE_MODE, fsync_dir, make_dir, write_durably
 
 STAGING = ".restore"
 MARKER = "restore-pending.json"

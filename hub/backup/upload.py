@@ -24,7 +24,7 @@ from pathlib import Path
 
 from hub.backup import archive
 from hub.core.db import new_id
-from hub.core.media import make_dir
+from hub.core.files import make_dir
 from hub.sync import state as sync_state
 from hub.sync.client import BudgetExhausted, NotOnline, Rejected, SyncError
 

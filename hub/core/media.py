@@ -15,9 +15,7 @@ user (www-data on a Pi), which is in the hub's group: files are 0640 in a
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -30,6 +28,7 @@ from pathlib import Path
 from hub.core.claims import Claims
 from hub.core.db import new_id, transaction, utcnow
 from hub.core.errors import Busy, DiskFull, HubError
+from hub.core.files import DIR_MODE, FILE_MODE, sha256_of, write_durably
 
 #: Audio container formats phones produce, as ffprobe names them.
 AUDIO_FORMATS = {
@@ -54,8 +53,6 @@ LENGTH_SLACK = 1.0
 #: loudspeaker copy (both 16-bit) and the 40 kbit/s web copy; once in the work folder, once stored.
 BYTES_PER_SECOND = MASTER_RATE * 2 + LOUD_RATE * 2 + 40_000 // 8
 #: Modes of media files and of the media directory: the hub's user writes, its group reads.
-FILE_MODE = 0o640
-DIR_MODE = 0o750
 
 
 class MediaError(HubError):
@@ -75,70 +72,6 @@ class Probe:
     duration: float
     width: int = 0
     height: int = 0
-
-
-def make_dir(directory: Path, mode: int = DIR_MODE) -> Path:
-    """Create *directory* (and missing parents) with *mode*, whatever the umask.
-
-    mkdir's mode passes through the umask, so the mode is set again afterwards;
-    a directory of ours that already exists gets its mode back too.
-    """
-    directory = Path(directory)
-    missing = []
-    d = directory
-    while not d.exists():
-        missing.append(d)
-        d = d.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    for d in [*missing, directory]:
-        st = d.stat()
-        if st.st_uid == os.geteuid() and (st.st_mode & 0o7777) != mode:
-            os.chmod(d, mode)
-    return directory
-
-
-def write_durably(path: Path, data: bytes | None = None, source: Path | None = None,
-                  mode: int = FILE_MODE) -> None:
-    """Write *data* (or copy *source*) to *path* so that a power cut leaves old or new, never half.
-
-    The file gets *mode* (mkstemp makes 0600, which nginx could not read).
-    """
-    if not path.parent.is_dir():
-        make_dir(path.parent)
-    # The temporary name starts with the final one, so a sweep knows whose it is.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}.", suffix=path.suffix)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            if source is not None:
-                with open(source, "rb") as src:
-                    shutil.copyfileobj(src, f, 1 << 20)
-            else:
-                f.write(data or b"")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with _suppress():
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _suppress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return True
 
 
 def _time_left(deadline: float | None, cap: float) -> float:
@@ -260,14 +193,6 @@ def _check_length(got: float, promised: float, what: str, dtx: bool = False) -> 
 def _duration_of_wav(path: Path) -> float:
     with wave.open(str(path), "rb") as w:
         return w.getnframes() / w.getframerate()
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def expected_seconds(header_seconds: float, max_seconds: float | None) -> float:

@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 
 from hub import feedback
 from hub.core.db import new_id, transaction, utcnow
-from hub.core.media import sha256_of
+from hub.core.files import sha256_of
 from hub.sync.wire import canonical
 from hub.voice import transcripts
 

@@ -38,7 +38,7 @@ import tomli_w
 from hub import __version__
 from hub.core import settings as settings_mod
 from hub.core.db import utcnow
-from hub.core.media import write_durably
+from hub.core.files import write_durably
 from hub.core.settings import REMOTE_SETTINGS, SETTINGS, SettingsError
 from hub.doctor.services import SERVICES
 from hub.net.plan import validate as validate_network

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from hub import __version__
 from hub.backup.upload import BUDGET_RESERVE
-from hub.core.media import make_dir
+from hub.core.files import make_dir
 from hub.sync.client import BudgetExhausted, Rejected
 from hub.update import install
 from hub.update import release as rel

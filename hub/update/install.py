@@ -50,7 +50,7 @@ from pathlib import Path
 
 from hub.backup.archive import snapshot_database
 from hub.core.db import utcnow
-from hub.core.media import fsync_dir
+from hub.core.files import fsync_dir
 from hub.net.checks import _http_status_unix
 from hub.update import release as rel
 from hub.update.release import ReleaseError

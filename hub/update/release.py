@@ -17,7 +17,6 @@ written beside the running hub.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import os
@@ -28,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hub.core.errors import HubError
+from hub.core.files import sha256_of
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
@@ -99,14 +99,6 @@ def _public_key(path: Path):
 
 
 # --- making a release -------------------------------------------------------------------
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def make_manifest(wheel: Path, min_version: str) -> dict:
     m = WHEEL_RE.match(wheel.name)
     if not m:
@@ -115,7 +107,7 @@ def make_manifest(wheel: Path, min_version: str) -> dict:
     if version_key(min_version) > version_key(version):
         raise ReleaseError(f"min_version {min_version} is newer than the release {version}")
     return {"format": FORMAT, "name": "commune-hub", "version": version, "min_version": min_version,
-            "wheel": wheel.name, "bytes": wheel.stat().st_size, "sha256": sha256_file(wheel),
+            "wheel": wheel.name, "bytes": wheel.stat().st_size, "sha256": sha256_of(wheel),
             "made_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
@@ -176,7 +168,7 @@ def verify_manifest(body: bytes, signature: bytes, key_path: Path) -> Release:
 
 
 def check_wheel(release: Release, wheel: Path) -> None:
-    if wheel.stat().st_size != release.manifest["bytes"] or sha256_file(wheel) != release.manifest["sha256"]:
+    if wheel.stat().st_size != release.manifest["bytes"] or sha256_of(wheel) != release.manifest["sha256"]:
         raise ReleaseError(f"the wheel of release {release.version} does not match its manifest's SHA-256")
 
 

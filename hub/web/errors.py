@@ -17,8 +17,8 @@ from werkzeug.formparser import FormDataParser
 from werkzeug.wsgi import get_input_stream
 
 from hub import feedback
+from hub.core.files import make_dir, write_durably
 from hub.core.khmer import digits
-from hub.core.media import make_dir, write_durably
 from hub.core.words import N_
 from hub.web.current import hub_settings, lang, proxy_body_mb
 from hub.web.i18n import _, in_language
