@@ -129,10 +129,11 @@ def run() -> list[tuple[str, str]]:
     for total, what in ((total_rss, "RSS"), (total_pss, "PSS")):
         rows.append((f"memory: every hub daemon, transcriber idle, {what} (goal <= {GOAL_ALL_MB} MB)",
                      _goal(total, GOAL_ALL_MB)))
-    busy = portal.LAST.get("transcriber busy")
-    if busy:
+    if "transcriber busy" in portal.LAST:
+        busy = portal.LAST["transcriber busy"]
         rows.append(("memory: hub-transcriber busy, Korean model loaded",
-                     f"RSS {_mb(busy[0])}  PSS {_mb(busy[1])}; idle it was {_mb(got['hub-transcriber'][1])} PSS"))
+                     f"RSS {_mb(busy[0])}  PSS {_mb(busy[1])}; idle it was {_mb(got['hub-transcriber'][1])} PSS"
+                     if busy else "not measured: the model did not load within 300 s"))
     gc.collect()
     cost = _reload_cost()
     if cost:
