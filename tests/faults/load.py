@@ -160,7 +160,8 @@ class _Helpers:
             prefix, python = as_user(*web.hub_ids), web.python.python
             env["HOME"] = "/nonexistent"
             extra = {"umask": UNIT_UMASK}
-        self.log = open(tmp / "voice-daemons.log", "ab")  # noqa: SIM115 - closed in close()
+        self.log_path = tmp / "voice-daemons.log"
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in close()
         if transcriber:
             self.procs.append(subprocess.Popen(
                 [*prefix, python, "-m", "hub.voice.transcriber_daemon", "--config", str(web.config)],
@@ -199,6 +200,11 @@ pcm.!default {{
         self.log.close()
         if self.kiosk and self.report.exists():
             kiosk = json.loads(self.report.read_text())
+        elif self.kiosk:
+            # What the failure message shows: the daemons' own last words.
+            tail = self.log_path.read_text(errors="replace").splitlines()[-20:]
+            kiosk = {"error": "the kiosk loop wrote no report (it did not stop within 60 s, or it failed)",
+                     "log": tail}
         return kiosk
 
 
