@@ -5,9 +5,6 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime
-from khmercut import tokenize
-
 KHMER_DIGITS = str.maketrans("0123456789", "០១២៣៤៥៦៧៨៩")
 LATIN_DIGITS = str.maketrans("០១២៣៤៥៦៧៨៩", "0123456789")
 ZWSP = "\u200b"
@@ -32,12 +29,16 @@ def to_latin_digits(text: str) -> str:
 
 def format_day(value: date | datetime, lang: str = "km") -> str:
     """A date as villagers write it, e.g. ២១ វិច្ឆិកា ២០២៦."""
+    from babel.dates import format_date  # imported when first used: daemons that never format dates skip it
+
     if lang == "km":
         return format_date(value, "d MMMM y", locale="km").translate(KHMER_DIGITS)
     return format_date(value, "d MMMM y", locale="en")
 
 
 def format_moment(value: datetime, lang: str = "km", tz: str = "Asia/Phnom_Penh") -> str:
+    from babel.dates import format_datetime  # as in format_day
+
     if lang == "km":
         return format_datetime(value, "d MMMM y HH:mm", tzinfo=tz, locale="km").translate(KHMER_DIGITS)
     return format_datetime(value, "d MMMM y HH:mm", tzinfo=tz, locale="en")
@@ -78,6 +79,9 @@ def add_break_points(text: str) -> str:
     """
     if not text or ZWSP in text or not any(is_khmer(c) for c in text):
         return text
+    # Imported when first needed: the word list and its model cost several MB,
+    # which the daemons that never split Khmer text do not pay.
+    from khmercut import tokenize
 
     out = []
     for line in text.split("\n"):

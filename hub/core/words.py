@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from babel.messages.pofile import read_po
-
 LANGUAGES = ("km", "en")
 TRANSLATIONS_DIR = Path(__file__).resolve().parents[1] / "translations"
 
@@ -24,6 +22,8 @@ def load_catalog(lang: str) -> dict[str, str]:
     path = TRANSLATIONS_DIR / lang / "LC_MESSAGES" / "messages.po"
     if not path.exists():
         return {}
+    from babel.messages.pofile import read_po  # only where something is translated
+
     with open(path, "rb") as f:
         catalog = read_po(f, locale=lang)
     return {m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from hub.core.settings import SettingsError
+from hub.core.site import STATIC_DIR, proxy_body_mb
 from hub.net import pages
 from hub.net.plan import HEADER, UUID_RE, staff_addresses, validate
-from hub.web.current import STATIC_DIR, proxy_body_mb
 
 # nginx: @NAME@ markers are filled in by nginx_site(); $names are nginx's own.
 _NGINX_HTTP = """\

@@ -10,9 +10,9 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from hub.core import pagefiles
+from hub.core.site import CSP
 from hub.core.words import LANGUAGES
 from hub.net.plan import UUID_RE
-from hub.web.current import CSP
 
 
 def own_hosts(settings) -> list[str]:

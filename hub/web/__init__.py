@@ -9,6 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from hub.core import settings as settings_mod
 from hub.core.context import open_context
+from hub.core.site import CSP, STATIC_DIR
 from hub.migrations import MIGRATIONS
 from hub.web import (
     appinfo,
@@ -30,7 +31,7 @@ from hub.web import (
     security,
     voice,
 )
-from hub.web.current import CSP, STATIC_DIR, static_url, static_versions
+from hub.web.current import static_url, static_versions
 from hub.web.i18n import gettext
 from hub.web.icons import icon
 

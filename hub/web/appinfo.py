@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, send_from_directory
 
-from hub.web.current import STATIC_DIR, hub_settings, static_url
+from hub.core.site import STATIC_DIR
+from hub.web.current import hub_settings, static_url
 from hub.web.i18n import _
 
 bp = Blueprint("appinfo", __name__)

@@ -7,24 +7,10 @@ the blueprints it registers need not import it.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 from flask import current_app, g
 
-STATIC_DIR = Path(__file__).parent / "static"
-#: Nothing may load from outside the hub, even if a notice's text tried. The app sends it,
-#: and nginx with the cached pages (hub.net.pages).
-CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-src 'self';"
-       " script-src 'self'; form-action 'self'; frame-ancestors 'none'")
-
-
-def proxy_body_mb(settings) -> int:
-    """nginx's body limit: twice the app's, and a megabyte more.
-
-    A body between the two reaches the app, which refuses it with the form again and the
-    villager's typed text kept (hub.web.errors); only a body past this gets nginx's own page.
-    """
-    return 2 * settings.max_upload_mb + 1
+from hub.core.site import STATIC_DIR
 
 
 def static_versions() -> dict[str, str]:

@@ -19,8 +19,9 @@ from werkzeug.wsgi import get_input_stream
 from hub import feedback
 from hub.core.files import make_dir, write_durably
 from hub.core.khmer import digits
+from hub.core.site import proxy_body_mb
 from hub.core.words import N_
-from hub.web.current import hub_settings, lang, proxy_body_mb
+from hub.web.current import hub_settings, lang
 from hub.web.i18n import _, in_language
 
 #: status -> (title, what to do), as catalogue text.
