@@ -102,6 +102,12 @@ class Failed(AssertionError):
     pass
 
 
+def fstab_mounts(fstab: str, mount_point: str) -> list[str]:
+    """The lines of *fstab* (comments aside) that mount something on *mount_point*."""
+    return [line for line in fstab.splitlines()
+            if not line.lstrip().startswith("#") and line.split()[1:2] == [mount_point]]
+
+
 def check(ok: bool, what: str) -> None:
     if not ok:
         raise Failed(what)
@@ -213,7 +219,7 @@ def read_write_layout(image: Path, work: Path) -> None:
         say(f"  [rw-boot1] power cut {t:.0f} s after power-on")
     check(len(card.partitions()) == 3, "the card has its third partition")
     check("hub.toml" in card.boot_listing(), "the boot partition still has hub/ (first boot not done)")
-    check("hubdata" not in card.read(2, "/etc/fstab"), "fstab does not name the data partition yet")
+    check(not fstab_mounts(card.read(2, "/etc/fstab"), "/var/lib/hub"), "fstab does not name the data partition yet")
 
     say("  boot 2: first boot again, to the end")
     b2 = boot_and_probe(card, work, "rw-boot2", feedback="ទឹកស្អាត image test")
