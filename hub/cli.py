@@ -20,12 +20,14 @@ from hub.core.errors import HubError
 from hub.net import commands as net_commands
 from hub.provision import commands as provision_commands
 from hub.sync import commands as sync_commands
+from hub.update import commands as update_commands
 from hub.voice import commands as voice_commands
 
 #: Modules with a ``register(subparsers)`` function, in the order --help lists them.
 COMMAND_MODULES = (
     commands,
     backup_commands,
+    update_commands,
     announce_commands,
     voice_commands,
     sync_commands,

@@ -14,7 +14,7 @@ from hub.core import db as dbmod
 from hub.core.context import Context, open_context
 from hub.core.daemon import load_settings, run_together, setup_logging
 from hub.core.errors import HubError
-from hub.core.media import make_dir
+from hub.core.files import make_dir
 from hub.core.settings import SETTINGS
 from hub.migrations import MIGRATIONS
 from hub.run import build_daemons, seed_demo, start_web
@@ -135,6 +135,8 @@ def cmd_settings(args) -> int:
     settings = _settings(args)
     values = settings.as_dict()
     print(f"# from {settings.source or 'defaults'}")
+    if settings.remote_source:
+        print(f"# and the central server's changes in {settings.remote_source}")
     for s in SETTINGS:
         v = values[s.name]
         print(f"{s.name} = {v!r}")

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Install the commune hub into the system this runs in: the wheel into
-# /opt/hub/venv, the systemd units, the first-boot service, the hub user, and
+# Install the commune hub into the system this runs in: the wheel into a venv
+# of its own, /opt/hub/releases/VERSION, with /opt/hub/current a symlink to it
+# (what the units run; `hub update` installs the next release beside it and
+# switches the symlink), the systemd units, the first-boot service, the hub user, and
 # the power-cut and SD-wear settings. Run it as root inside the target root (a
 # chroot, or pi-gen's on_chroot), with the folder that stage-files.sh made:
 #
@@ -37,18 +39,33 @@ fi
 
 # The venv also sees Debian's packages (python3-lgpio on Raspberry Pi OS, which
 # gpiozero uses on every Pi model).
-[ -x /opt/hub/venv/bin/python ] || python3 -m venv --system-site-packages /opt/hub/venv
-/opt/hub/venv/bin/pip install --quiet --disable-pip-version-check --force-reinstall --no-deps /opt/hub/wheels/*.whl
-/opt/hub/venv/bin/pip install --quiet --disable-pip-version-check /opt/hub/wheels/*.whl
-ln -sf /opt/hub/venv/bin/hub /usr/local/bin/hub
+wheel=$(ls /opt/hub/wheels/commune_hub-*.whl | head -n 1)
+version=$(basename "$wheel" | cut -d- -f2)
+release=/opt/hub/releases/$version
+install -d /opt/hub/releases
+[ -x "$release/bin/python" ] || python3 -m venv --system-site-packages "$release"
+"$release/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps "$wheel"
+"$release/bin/pip" install --quiet --disable-pip-version-check "$wheel"
+echo "$version" > "$release/.complete"
+ln -sfn "releases/$version" /opt/hub/.current.new
+mv -T /opt/hub/.current.new /opt/hub/current
+# The name earlier images used, for a technician's muscle memory.
+[ -e /opt/hub/venv ] && [ ! -L /opt/hub/venv ] || ln -sfn current /opt/hub/venv
+ln -sf /opt/hub/current/bin/hub /usr/local/bin/hub
+# The central server's public release key: `hub update` accepts only releases signed with its private half.
+if [ -f "$SRC/release-key.pub" ]; then
+	install -d /etc/hub
+	install -m 644 "$SRC/release-key.pub" /etc/hub/release-key.pub
+fi
 
-# The hub user. Its groups are whichever of audio (sound cards) and gpio (the
-# relay, LED and button; Raspberry Pi OS has it) this system has: the units do
-# not name groups, so a system without one still starts every daemon.
+# The hub user. Its groups are whichever of audio (sound cards), gpio (the
+# relay, LED and button; Raspberry Pi OS has it) and systemd-journal (hub-sync
+# reads the hub's units' journal for a diagnostics bundle) this system has: the
+# units do not name groups, so a system without one still starts every daemon.
 if ! id hub >/dev/null 2>&1; then
 	useradd --system --home-dir /var/lib/hub --no-create-home --shell /usr/sbin/nologin --user-group hub
 fi
-for g in audio gpio; do
+for g in audio gpio systemd-journal; do
 	getent group "$g" >/dev/null && usermod -a -G "$g" hub
 done
 install -d -o hub -g hub -m 0750 /var/lib/hub
@@ -60,3 +77,5 @@ systemctl enable fake-hwclock.service
 # hostapd and dnsmasq start only once first boot has written their configuration.
 systemctl disable hostapd.service dnsmasq.service 2>/dev/null || true
 systemctl enable hub-firstboot.service
+# Updates: finish or undo an interrupted one at boot; install what sync downloaded.
+systemctl enable hub-update-recover.service hub-update.path

@@ -15,7 +15,9 @@ PYTHON=${PYTHON:-python3}
 rm -rf "$out"
 mkdir -p "$out/wheels" "$out/units"
 "$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$out/wheels" "$repo"
-cp "$repo"/systemd/*.service "$repo"/systemd/*.timer "$repo"/systemd/*.target "$out/units/"
+cp "$repo"/systemd/*.service "$repo"/systemd/*.timer "$repo"/systemd/*.target "$repo"/systemd/*.path "$out/units/"
+# The central server's public release key, when given: `hub update` checks releases with it.
+if [ -n "${HUB_RELEASE_KEY:-}" ]; then cp "$HUB_RELEASE_KEY" "$out/release-key.pub"; fi
 cp "$here/firstboot/hub-firstboot.service" "$out/units/"
 cp "$here/firstboot/hub-firstboot" "$out/hub-firstboot"
 cp "$here/firstboot/hub-datapart" "$out/hub-datapart"

@@ -133,6 +133,23 @@ def wrk(url: str, connections: int = 50, seconds: int = 5, headers: dict | None 
     return rps, p95
 
 
+def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGTERM a child's process group and wait; SIGKILL it if it has not stopped by *timeout*.
+
+    A daemon at CPUWeight=10 and SCHED_IDLE on a loaded machine may get no CPU time to stop in.
+    """
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout)
+    except ProcessLookupError:
+        proc.wait(timeout)
+
+
 def unit_settings(name: str) -> dict[str, str]:
     """The [Service] lines of systemd/NAME.service, so a bench runs a daemon as deployed."""
     path = Path(__file__).resolve().parent.parent / "systemd" / f"{name}.service"
@@ -144,19 +161,167 @@ def unit_settings(name: str) -> dict[str, str]:
     return out
 
 
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def _disk_scheduler(path: Path) -> str:
+    """The I/O scheduler of the disk holding *path* (IOWeight= acts only under bfq)."""
+    try:
+        dev = os.stat(path).st_dev
+        block = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}").resolve()
+        for d in (block, block.parent):
+            sched = d / "queue" / "scheduler"
+            if sched.exists():
+                return re.search(r"\[(\S+)\]", sched.read_text()).group(1)
+    except (OSError, AttributeError):
+        pass
+    return "unknown"
+
+
+class UnitCgroups:
+    """One cgroup per unit with its CPUWeight= and IOWeight=, the way systemd writes them.
+
+    Where systemd is not PID 1 (this machine, CI), the bench makes the cgroups itself:
+    cgroup v2 (``cpu.weight``, ``io.weight``, the units' numbers as they are) where its
+    cpu controller is there, else cgroup v1 (``cpu.shares`` = weight x 1024 / 100 and
+    ``blkio[.bfq].weight`` = weight x 500 / 100 within 10..1000, systemd's own mapping).
+    Each unit's cgroup is a sibling of the machine's other work at the default weight,
+    as hub-announcer.service is a sibling of the other services on the Pi. ``applied``
+    says what was written, for the bench to print.
+    """
+
+    def __init__(self):
+        self.made: list[Path] = []
+        self.applied: dict[str, str] = {}
+        self.tag = f"hub-bench-{os.getpid()}"
+        unified = CGROUP / "cgroup.controllers"
+        if unified.exists() and "cpu" in unified.read_text().split():
+            self.kind = "cgroup v2"
+        elif (CGROUP / "cpu" / "cpu.shares").exists() and os.access(CGROUP / "cpu", os.W_OK):
+            self.kind = "cgroup v1"
+        else:
+            self.kind = ""
+
+    def _make(self, path: Path, values: dict[str, str]) -> list[str]:
+        path.mkdir(exist_ok=True)
+        self.made.append(path)
+        done = []
+        for key, value in values.items():
+            try:
+                (path / key).write_text(value)
+                done.append(f"{key}={value}")
+            except OSError:
+                pass
+        return done
+
+    def paths(self, name: str) -> list[Path]:
+        """The cgroups a process of unit *name* joins (made now); empty without cgroups or weights."""
+        unit = unit_settings(name) if name in UNITS else {}
+        cpu, io = unit.get("CPUWeight"), unit.get("IOWeight")
+        if not self.kind:
+            return []
+        group = f"{self.tag}-{name}.service"
+        cpu_w, io_w = int(cpu or 100), int(io or 100)
+        if self.kind == "cgroup v2":
+            path = CGROUP / group
+            subtree = CGROUP / "cgroup.subtree_control"
+            try:
+                subtree.write_text("+cpu +io")
+            except OSError:
+                pass
+            done = self._make(path, {"cpu.weight": str(cpu_w), "io.weight": f"default {io_w}"})
+            self.applied[name] = " ".join(done)
+            return [path]
+        shares = max(2, min(262144, cpu_w * 1024 // 100))
+        blkio = max(10, min(1000, io_w * 500 // 100))
+        out = [CGROUP / "cpu" / group]
+        done = self._make(out[0], {"cpu.shares": str(shares)})
+        blk = CGROUP / "blkio"
+        if blk.is_dir() and os.access(blk, os.W_OK):
+            out.append(blk / group)
+            self._make(out[1], {})
+            key = "blkio.bfq.weight" if (out[1] / "blkio.bfq.weight").exists() else "blkio.weight"
+            done += self._make(out[1], {key: str(blkio)})
+        self.applied[name] = " ".join(done)
+        return out
+
+    def describe(self, data: Path | None = None) -> str:
+        if not self.kind:
+            return "no writable cgroup cpu controller here: CPUWeight=/IOWeight= not applied"
+        units = "; ".join(f"{n}: {v}" for n, v in self.applied.items())
+        sched = _disk_scheduler(data or Path(tempfile.gettempdir()))
+        io_note = "" if sched == "bfq" else (f" (the disk's I/O scheduler is {sched}, not bfq: the IO weights"
+                                             " are written but act only under bfq)")
+        return f"{self.kind}, one cgroup per unit beside the machine's other work: {units}{io_note}"
+
+    def close(self) -> None:
+        for path in reversed(self.made):
+            for _ in range(50):
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:  # its last process is still exiting
+                    time.sleep(0.1)
+        self.made.clear()
+
+
+#: The units whose settings a bench may apply.
+UNITS = ("hub-announcer", "hub-recorder", "hub-sync", "hub-transcriber", "hub-web", "hub-doctor")
+_CGROUPS: UnitCgroups | None = None
+
+
+def unit_cgroups() -> UnitCgroups:
+    """The bench's one set of unit cgroups, removed at exit."""
+    global _CGROUPS
+    if _CGROUPS is None:
+        import atexit
+
+        _CGROUPS = UnitCgroups()
+        atexit.register(_CGROUPS.close)
+    return _CGROUPS
+
+
+_SYS_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}.get(os.uname().machine)
+
+
+def _io_idle() -> None:
+    """IOSchedulingClass=idle for this process (ioprio_set; acts under bfq)."""
+    if _SYS_IOPRIO_SET is None:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall(_SYS_IOPRIO_SET, 1, 0, 3 << 13)  # IOPRIO_WHO_PROCESS, this process, IOPRIO_CLASS_IDLE
+
+
 def apply_unit(name: str):
-    """A preexec_fn that gives a child the unit's Nice= and CPUSchedulingPolicy= (as systemd would)."""
+    """A preexec_fn that runs a child as unit *name* would run: its cgroup weights, Nice= and scheduling.
+
+    The cgroups (CPUWeight=, IOWeight=) are those of :func:`unit_cgroups`; Nice=,
+    CPUSchedulingPolicy= and IOSchedulingClass= are set on the process, as systemd does.
+    """
     unit = unit_settings(name)
     nice = int(unit.get("Nice", "0"))
     policy = unit.get("CPUSchedulingPolicy", "")
+    io_idle = unit.get("IOSchedulingClass", "") == "idle"
+    groups = unit_cgroups().paths(name)
 
     def preexec():
+        for group in groups:
+            try:
+                (group / "cgroup.procs").write_text(str(os.getpid()))
+            except OSError:
+                pass
         try:  # a negative Nice needs root, as systemd has when it starts the unit
             os.setpriority(os.PRIO_PROCESS, 0, nice)
             if policy == "idle":
                 os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
             elif policy == "batch":
                 os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+            if io_idle:
+                _io_idle()
         except OSError:
             pass
 

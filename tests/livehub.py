@@ -9,7 +9,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from hub import accounts
+from hub.core.context import open_context
+from hub.core.settings import load
+from hub.migrations import MIGRATIONS
 
 
 def free_port() -> int:
@@ -68,3 +75,18 @@ class LiveHub:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+@contextmanager
+def hub_with_clerk(data_dir: Path, **env: str) -> Iterator[LiveHub]:
+    """A started LiveHub whose ``ctx`` is open on its store, with the clerk account clerk1."""
+    hub = LiveHub(data_dir, **env).start()
+    try:
+        hub.ctx = open_context(load(env={"HUB_DATA_DIR": str(hub.data_dir), **env}), MIGRATIONS)
+        try:
+            accounts.add_user(hub.ctx.db, "clerk1", "correct horse", "clerk")
+            yield hub
+        finally:
+            hub.ctx.close()
+    finally:
+        hub.stop()

@@ -12,7 +12,8 @@ import wave
 import pytest
 
 from hub.core.context import open_context
-from hub.core.media import MediaError, probe, write_durably
+from hub.core.files import write_durably
+from hub.core.media import MediaError, probe
 from hub.migrations import MIGRATIONS
 from tests.conftest import ROOT, no_memory_lock
 from tests.phone_audio import FORMATS, encode, tone_wav
@@ -235,3 +236,38 @@ def test_a_harmless_line_on_stderr_does_not_refuse_good_files(phone_files, tmp_p
     result = json.loads(r.stdout)
     expected = {**{phone_files[fmt].name: 2.0 for fmt in FORMATS}, "photo.png": "png"}
     assert result == expected
+
+
+@pytest.fixture
+def counted_execs(tmp_path, monkeypatch):
+    """Put stand-ins for ffmpeg and ffprobe first on PATH that log each run and exec the real program."""
+    import shutil
+
+    bin_dir = tmp_path / "counting-bin"
+    bin_dir.mkdir()
+    log = tmp_path / "execs.log"
+    for name in ("ffmpeg", "ffprobe"):
+        real = shutil.which(name)
+        shim = bin_dir / name
+        shim.write_text(f'#!/bin/sh\necho {name} >> "{log}"\nexec "{real}" "$@"\n')
+        shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+    def runs() -> dict[str, int]:
+        names = log.read_text().split() if log.exists() else []
+        log.unlink(missing_ok=True)
+        return {n: names.count(n) for n in sorted(set(names))}
+
+    return runs
+
+
+@pytest.mark.parametrize("fmt", ["ogg", "3gp", "m4a"])
+def test_one_voice_upload_is_one_ffprobe_and_one_ffmpeg_run(ctx, phone_files, counted_execs, fmt):
+    """A voice upload decodes once: ffprobe reads the container, one ffmpeg run writes all three copies
+    (it was two ffprobe and three ffmpeg runs, each decoding again)."""
+    counted_execs()
+    row = ctx.media.prepare_audio(phone_files[fmt], max_seconds=300)
+    assert counted_execs() == {"ffmpeg": 1, "ffprobe": 1}
+    assert 1.8 < row["duration_ms"] / 1000 < 2.3
+    for role in ("master_name", "web_name", "loud_name"):
+        assert (ctx.settings.media_dir / row[role]).stat().st_size > 0

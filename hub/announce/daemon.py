@@ -154,6 +154,8 @@ class Announcer(Daemon):
                 now = self.clock.now()
                 if trusted:
                     store.schedule_due(db, hub_id, now + self._lead(), self.quiet)
+                if store.expire(db, hub_id, now, trusted):
+                    log.warning("announcement(s) expired before they could play; marked missed")
                 occ = store.next_ready(db, now + self._lead(), trusted)
                 if occ is None:
                     return
@@ -178,6 +180,10 @@ class Announcer(Daemon):
 
     def _play(self, occ: dict, start, trusted: bool) -> None:
         db, hub_id, clock = self.ctx.db, self.ctx.hub_id, self.clock
+        if store.expired(occ, clock.now()):
+            store.finish(db, hub_id, occ["id"], "missed", clock.now(), trusted,
+                         detail="expired before it could play")
+            return
         if not store.mark_playing(db, occ["id"], clock.now()):
             return
         self.led.show("playing")

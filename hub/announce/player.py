@@ -39,6 +39,8 @@ AHEAD_SECONDS = 2.0
 PAD_SECONDS = 0.3
 #: Silence between two repeats of the announcement.
 GAP_SECONDS = 1.0
+#: A clip cut short (by an urgent announcement) fades out over this many frames (30 ms), not with a click.
+FADE_FRAMES = 1440
 AUDIO_DIR = audio_dir()
 START_CHIME = AUDIO_DIR / "chime-start.wav"
 END_CHIME = AUDIO_DIR / "chime-end.wav"
@@ -116,6 +118,14 @@ def programme(audio: Path, repeats: int = 1, start_chime: Path = START_CHIME,
         clips.append(Clip.wav(audio))
     clips += [Clip.pause(PAD_SECONDS), *_chime(end_chime)]
     return clips
+
+
+def fade_out(data: bytes, frames: int = FADE_FRAMES) -> bytes:
+    """The first *frames* of *data* falling linearly to silence: sample i times (frames - i) / frames."""
+    samples = array("h", data[:frames * WIDTH])
+    samples.extend([0] * (frames - len(samples)))
+    return array("h", (s * (frames - i) // frames if s >= 0 else -((-s) * (frames - i) // frames)
+                       for i, s in enumerate(samples))).tobytes()
 
 
 def scale(data: bytes, volume: float) -> bytes:
@@ -228,9 +238,15 @@ class Player:
         first = None
         completed = False
         failure: OSError | None = None
+        cut = False
         try:
             for data in itertools.chain(ahead, rest):
                 if should_stop is not None and should_stop():
+                    # Stopped cleanly: the sound fades out over 30 ms and the stream drains.
+                    cut = True
+                    if first is not None:
+                        stream.write(fade_out(data))
+                        frames += FADE_FRAMES
                     return PlayResult(False, frames, first, time.monotonic())
                 if first is None:
                     first = time.monotonic()
@@ -243,7 +259,7 @@ class Player:
             failure = e
         finally:
             try:
-                if completed:
+                if completed or cut:
                     stream.stop_stream()  # waits until the last sample has been played
                 stream.close()
             except OSError:

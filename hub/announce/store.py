@@ -7,6 +7,7 @@ An occurrence is one time an announcement is due to play. It moves through
     due ──► missed                 (past its grace window, e.g. after a power cut)
     playing ──► missed             (cut short: a restart, or an urgent announcement)
     due ──► cancelled              (the clerk stopped the announcement first)
+    due ──► missed                 (its announcement expired before it could play)
 
 and each state is committed (``synchronous=FULL``) before the next step
 happens: ``playing`` before the relay switches on, ``played`` once the last
@@ -46,7 +47,7 @@ def _checked(fields: dict) -> dict:
         title = text.clean(fields.get("title"), MAX_TITLE)
     except text.TextError as e:
         raise schedule.ScheduleError("title_too_long" if e.code == "too_long" else "bad_characters") from None
-    for k in ("notice_id", "audio_id", "rrule"):
+    for k in ("notice_id", "audio_id", "rrule", "publication_id"):
         v = fields.get(k)
         limit = 2000 if k == "rrule" else MAX_REF
         fits = isinstance(v, str) and len(v) <= limit and text.bad_character(v, k == "rrule") is None
@@ -71,8 +72,10 @@ def create(ctx, fields: dict, media_rows: list[dict] = (), now: datetime | None 
 
     *fields*: ``audio_id`` (or a ``notice_id`` whose audio it plays, and whose
     title it takes when it has none), optional ``title``, ``rrule`` (None: play
-    now), ``repeats`` (1 to :data:`MAX_REPEATS`) and ``urgent``. A play-now
-    announcement gets its one occurrence in the same transaction.
+    now), ``repeats`` (1 to :data:`MAX_REPEATS`) and ``urgent``; from the central
+    server also ``publication_id`` and ``expires_at`` (an aware datetime: after
+    it, nothing of the announcement plays). A play-now announcement gets its
+    one occurrence in the same transaction.
     """
     fields = _checked(fields)
     clock = ctx.clock
@@ -95,6 +98,8 @@ def create(ctx, fields: dict, media_rows: list[dict] = (), now: datetime | None 
         "active": 1 if text else 0, "scheduled_until": stamp,
         "next_at": iso(nxt) if text and nxt else None,
         "created_at": stamp, "updated_at": stamp, "clock_trusted": 1 if trusted else 0,
+        "publication_id": fields.get("publication_id") or None,
+        "expires_at": iso(fields["expires_at"]) if fields.get("expires_at") else None,
     }
     refuse_past(text, now)
     try:
@@ -250,11 +255,12 @@ def schedule_due(db, hub_id: str, upto: datetime, quiet: schedule.QuietHours) ->
 
 
 _QUEUE = """
-    select o.*, a.title, a.repeats, m.loud_name, m.duration_ms
+    select o.*, a.title, a.repeats, a.expires_at, m.loud_name, m.duration_ms
     from occurrences o
     join announcements a on a.id = o.announcement_id
     join media m on m.id = a.audio_id
     where o.state = 'due' and o.play_after <= ? and (o.play_now = 1 or ?)
+      and (a.expires_at is null or a.expires_at > ?)
 """
 
 
@@ -266,14 +272,37 @@ def next_ready(db, horizon: datetime, scheduled_ok: bool) -> dict | None:
     qualify: scheduled ones wait.
     """
     rows = list(db.query(_QUEUE + " order by o.urgent desc, o.play_now desc, o.play_after, o.due_at"
-                         " limit 1", [iso(horizon), 1 if scheduled_ok else 0]))
+                         " limit 1", [iso(horizon), 1 if scheduled_ok else 0, iso(horizon)]))
     return rows[0] if rows else None
 
 
 def urgent_waiting(db, now: datetime, scheduled_ok: bool) -> bool:
     """Is an urgent occurrence ready now (it interrupts a routine one)?"""
     return bool(list(db.query(_QUEUE + " and o.urgent = 1 limit 1",
-                              [iso(now), 1 if scheduled_ok else 0])))
+                              [iso(now), 1 if scheduled_ok else 0, iso(now)])))
+
+
+def expire(db, hub_id: str, now: datetime, trusted: bool) -> int:
+    """Occurrences still due whose announcement has expired: missed, never played. Return how many."""
+    ids = [r["id"] for r in db.query(
+        "select o.id from occurrences o join announcements a on a.id = o.announcement_id"
+        " where o.state = 'due' and a.expires_at is not null and a.expires_at <= ?", [iso(now)])]
+    for oid in ids:
+        finish(db, hub_id, oid, "missed", now, trusted, detail="expired before it could play")
+    return len(ids)
+
+
+def expired(occurrence: dict, now: datetime) -> bool:
+    """Has the announcement of this queued occurrence expired by *now*?"""
+    return bool(occurrence.get("expires_at")) and occurrence["expires_at"] <= iso(now)
+
+
+def urgent_outcomes(db) -> list[dict]:
+    """The proof of play of announcements from the central server's urgent broadcasts, oldest first."""
+    return list(db.query(
+        "select a.publication_id, p.id as play_id, p.outcome, p.started_at, p.ended_at, p.detail"
+        " from play_log p join announcements a on a.id = p.announcement_id"
+        " where a.publication_id is not null and a.urgent = 1 order by p.created_at, p.id"))
 
 
 def mark_playing(db, occurrence_id: str, now: datetime) -> bool:

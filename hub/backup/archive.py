@@ -6,6 +6,7 @@
                     the migrations of the database, and the SHA-256 and size of every member
     hub.db          a consistent copy of the live database, made by SQLite's backup API
     hub.toml        the settings file (it holds the central token and the secret key)
+    remote-settings.toml   the central console's changes to them, when there are any
     media/NAME      every media file the copied database names
 
 The database is copied first; media files are only ever added under new names
@@ -29,15 +30,17 @@ from pathlib import Path
 
 from hub import __version__
 from hub.core import db as dbmod
+from hub.core import settings as settings_mod
 from hub.core.db import utcnow
 from hub.core.errors import HubError
-from hub.core.media import fsync_dir
+from hub.core.files import fsync_dir, sha256_of
 
 FORMAT = "commune-hub-backup"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DATABASE = "hub.db"
 SETTINGS = "hub.toml"
+REMOTE_SETTINGS = settings_mod.REMOTE_FILE
 MEDIA = "media/"
 #: A backup is the owner's alone: it holds the central token and the secret key.
 BACKUP_MODE = 0o600
@@ -55,14 +58,6 @@ class Made:
     manifest: dict
     bytes: int
     sha256: str
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def snapshot_database(db_path: Path, out: Path) -> None:
@@ -129,6 +124,9 @@ def write(ctx, target: Path, log=lambda message: None) -> Made:
         members: list[tuple[str, Path]] = [(DATABASE, snap)]
         if s.source is not None and Path(s.source).is_file():
             members.append((SETTINGS, Path(s.source)))
+        remote = settings_mod.remote_path(s.data_dir)
+        if remote.is_file():
+            members.append((REMOTE_SETTINGS, remote))
         missing = []
         for name in names:
             p = s.media_dir / name
@@ -138,7 +136,7 @@ def write(ctx, target: Path, log=lambda message: None) -> Made:
                 missing.append(name)
         files = {}
         for arcname, p in members:
-            files[arcname] = {"sha256": _sha256(p), "bytes": p.stat().st_size}
+            files[arcname] = {"sha256": sha256_of(p), "bytes": p.stat().st_size}
         manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "hub_version": __version__,
                     "hub_id": hub_id, "hub_name": s.hub_name, "made_at": utcnow(), "migrations": migrations,
                     "counts": counts, "missing_media": missing, "files": files}
@@ -167,7 +165,7 @@ def write(ctx, target: Path, log=lambda message: None) -> Made:
             Path(tmp).unlink(missing_ok=True)
             raise
         fsync_dir(path.parent)
-    return Made(path, manifest, path.stat().st_size, _sha256(path))
+    return Made(path, manifest, path.stat().st_size, sha256_of(path))
 
 
 def read_manifest(tar: tarfile.TarFile, name: str) -> dict:
@@ -191,7 +189,7 @@ def read_manifest(tar: tarfile.TarFile, name: str) -> dict:
 
 
 def _safe_member(name: str) -> bool:
-    if name in (DATABASE, SETTINGS):
+    if name in (DATABASE, SETTINGS, REMOTE_SETTINGS):
         return True
     rest = name[len(MEDIA):]
     return name.startswith(MEDIA) and rest and "/" not in rest and not rest.startswith(".")

@@ -34,7 +34,7 @@ from hub.backup.archive import BackupError
 from hub.core import db as dbmod
 from hub.core import settings as settings_mod
 from hub.core.db import utcnow
-from hub.core.media import DIR_MODE, FILE_MODE, fsync_dir, make_dir, write_durably
+from hub.core.files import DIR_MODE, FILE_MODE, fsync_dir, make_dir, write_durably
 
 STAGING = ".restore"
 MARKER = "restore-pending.json"
@@ -171,6 +171,12 @@ def restore(settings, backup: Path, migrations, config_path: Path | None, force:
             mode, cfg_owner = 0o640, _owner_of(config_path.parent)
         write_durably(config_path, _settings_for_this_card(staged_settings, data), mode=mode)
         _chown(config_path, cfg_owner)
+    staged_remote = staging / archive.REMOTE_SETTINGS
+    if config_path is not None and staged_remote.exists():
+        # The central console's changes go back with the settings they change.
+        remote = settings_mod.remote_path(data)
+        write_durably(remote, staged_remote.read_bytes(), mode=0o640)
+        _chown(remote, owner)
     staged_db = staging / archive.DATABASE
     os.chmod(staged_db, FILE_MODE)
     _chown(staged_db, owner)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from hub.backup import archive
 from hub.core.db import new_id
-from hub.core.media import make_dir
+from hub.core.files import make_dir
 from hub.sync import state as sync_state
 from hub.sync.client import BudgetExhausted, NotOnline, Rejected, SyncError
 
@@ -58,29 +58,14 @@ def _begin(ctx) -> dict:
     return job
 
 
-def _offset(client, backup_id: str) -> tuple[int, bool]:
-    status, headers, _ = client.call("HEAD", f"/backups/{backup_id}")
-    if status == 404:
-        return 0, False
-    if status != 200:
-        raise Rejected(status, f"central server answered {status} for backup {backup_id}")
-    return int(headers.get("Upload-Offset", "0")), headers.get("Upload-Complete") == "1"
-
-
 def _chunk(client, job: dict, offset: int, chunk: bytes) -> dict:
-    headers = {"Upload-Offset": str(offset), "Upload-Length": str(job["bytes"]), "Upload-Sha256": job["sha256"],
-               "Backup-Made-At": job["made_at"], "Content-Type": "application/octet-stream"}
-    status, _, content = client.call("PUT", f"/backups/{job['id']}", chunk, headers, retry=False)
     try:
-        data = json.loads(content) if content else {}
-    except ValueError:
-        data = {}
-    if status == 404:  # only a central server from before backups answers a PUT with 404
-        raise NoBackups("the central server takes no backups (it is an older version)")
-    if status not in (200, 409, 422):
-        raise Rejected(status, f"central server answered {status} for backup {job['id']}: {data.get('error', '')}")
-    data["status"] = status
-    return data
+        return client.upload_chunk(f"/backups/{job['id']}", offset, job["bytes"], job["sha256"], chunk,
+                                   {"Backup-Made-At": job["made_at"]}, ok=(200, 409, 422))
+    except Rejected as e:
+        if e.status == 404:  # only a central server from before backups answers a PUT with 404
+            raise NoBackups("the central server takes no backups (it is an older version)") from e
+        raise
 
 
 def send(ctx, client, out, beat=lambda: None, stopping=lambda: False) -> None:
@@ -118,7 +103,7 @@ def _send(ctx, client, out, beat, stopping) -> None:
     chunk_size = s.sync_chunk_kb * 1024
     sent = 0
     cuts = 0
-    offset, complete = _offset(client, job["id"])
+    offset, complete = client.upload_offset(f"/backups/{job['id']}")
     with open(job["file"], "rb") as f:
         while not complete:
             if stopping():
@@ -138,7 +123,7 @@ def _send(ctx, client, out, beat, stopping) -> None:
                 if cuts > client.attempts * 2:
                     raise
                 time.sleep(min(client.first_retry_wait * 2 ** (cuts - 1), 8))
-                offset, complete = _offset(client, job["id"])
+                offset, complete = client.upload_offset(f"/backups/{job['id']}")
                 continue
             sent += len(chunk)
             if answer["status"] == 422:  # the central server's copy did not match: start again next time

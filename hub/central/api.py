@@ -94,7 +94,8 @@ def hello():
         return _error(403, "this token belongs to another hub")
     health = body.get("health") if isinstance(body.get("health"), dict) else None
     store().touch_hub(g.hub["id"], request.remote_addr or "", health)
-    return jsonify({"hub_id": g.hub["id"], "hub_name": g.hub["name"], "server_time": time.time()})
+    return jsonify({"hub_id": g.hub["id"], "hub_name": g.hub["name"], "server_time": time.time(),
+                    "remote": store().waiting_for(g.hub["id"])})
 
 
 def _valid(record) -> bool:
@@ -157,27 +158,46 @@ def media_head(media_id: str):
     return resp
 
 
+def _upload_headers() -> tuple[int, int, str]:
+    """A resumable upload's chunk: its offset, the whole length and the whole file's SHA-256."""
+    try:
+        return (int(request.headers["Upload-Offset"]), int(request.headers["Upload-Length"]),
+                request.headers["Upload-Sha256"])
+    except (KeyError, ValueError):
+        raise ValueError("Upload-Offset, Upload-Length and Upload-Sha256 are needed") from None
+
+
+def _read_chunk() -> bytes:
+    """The request's body, of the length it announced, at most MAX_CHUNK."""
+    try:
+        expected = int(request.headers.get("Content-Length", "-1"))
+    except ValueError:
+        expected = -1
+    if expected < 0 or expected > MAX_CHUNK:
+        raise ValueError("a chunk needs a Content-Length of at most 8 MB")
+    chunk = request.stream.read(expected)
+    if len(chunk) != expected:
+        raise ValueError("the chunk was cut short")
+    return chunk
+
+
 @api.route("/media/<media_id>", methods=["PUT"])
 def media_put(media_id: str):
     rec, err = _media_owner_check(media_id)
     if err is not None:
         return err
     try:
-        offset = int(request.headers["Upload-Offset"])
-        total = int(request.headers["Upload-Length"])
-        sha256 = request.headers["Upload-Sha256"]
-        expected = int(request.headers.get("Content-Length", "-1"))
-    except (KeyError, ValueError):
-        return _error(400, "Upload-Offset, Upload-Length and Upload-Sha256 are needed")
+        offset, total, sha256 = _upload_headers()
+    except ValueError as e:
+        return _error(400, str(e))
     if total != rec.get("bytes") or sha256 != rec.get("sha256"):
         return _error(400, "length or checksum differ from the media record")
     if total > MAX_MEDIA_BYTES:
         return _error(413, "the file is too large")
-    if expected < 0 or expected > MAX_CHUNK:
-        return _error(400, "a chunk needs a Content-Length of at most 8 MB")
-    chunk = request.stream.read(expected)
-    if len(chunk) != expected:
-        return _error(400, "the chunk was cut short")
+    try:
+        chunk = _read_chunk()
+    except ValueError as e:
+        return _error(400, str(e))
     try:
         result = store().append_media(g.hub["id"], media_id, offset, total, sha256, chunk)
     except CentralError as e:
@@ -208,19 +228,12 @@ def backup_head(backup_id: str):
 @api.route("/backups/<backup_id>", methods=["PUT"])
 def backup_put(backup_id: str):
     """One chunk of a hub's backup at its offset; the whole file replaces the hub's previous backup."""
+    made_at = request.headers.get("Backup-Made-At", "")[:40]
     try:
-        offset = int(request.headers["Upload-Offset"])
-        total = int(request.headers["Upload-Length"])
-        sha256 = request.headers["Upload-Sha256"]
-        made_at = request.headers.get("Backup-Made-At", "")[:40]
-        expected = int(request.headers.get("Content-Length", "-1"))
-    except (KeyError, ValueError):
-        return _error(400, "Upload-Offset, Upload-Length and Upload-Sha256 are needed")
-    if expected < 0 or expected > MAX_CHUNK:
-        return _error(400, "a chunk needs a Content-Length of at most 8 MB")
-    chunk = request.stream.read(expected)
-    if len(chunk) != expected:
-        return _error(400, "the chunk was cut short")
+        offset, total, sha256 = _upload_headers()
+        chunk = _read_chunk()
+    except ValueError as e:
+        return _error(400, str(e))
     try:
         result = store().append_backup(g.hub["id"], backup_id, offset, total, sha256, chunk, made_at)
     except CentralError as e:
@@ -241,6 +254,60 @@ def publications():
     return jsonify(store().publications_since(g.hub["id"], since, address=request.remote_addr or ""))
 
 
+@api.route("/settings/<change_id>", methods=["POST"])
+def settings_answer(change_id: str):
+    """The hub's answer to a settings change: applied, or refused with the reason."""
+    body = _json_body()
+    if not isinstance(body, dict) or not isinstance(body.get("values", {}), dict):
+        return _error(400, "the answer must be an object")
+    try:
+        known = store().settings_answer(g.hub["id"], change_id, str(body.get("state", "")),
+                                        str(body.get("message", "")), body.get("values") or {})
+    except CentralError as e:
+        return _error(400, str(e))
+    return jsonify({"ok": True}) if known else _error(404, "no such change for this hub")
+
+
+@api.route("/diagnostics/<request_id>", methods=["PUT"])
+def diagnostics_put(request_id: str):
+    """A diagnostics bundle an officer asked for."""
+    body = _json_body()
+    if not isinstance(body, dict):
+        return _error(400, "a bundle is a JSON object")
+    try:
+        known = store().store_diagnostics(g.hub["id"], request_id, body)
+    except CentralError as e:
+        return _error(413, str(e))
+    return jsonify({"ok": True}) if known else _error(404, "no such request for this hub")
+
+
+@api.route("/urgent", methods=["GET"])
+def urgent():
+    """The hub's urgent broadcasts; 304 with no body while its If-None-Match is still the list's ETag.
+
+    Hubs ask this every ``sync_urgent_interval_seconds``, so the answer that
+    says "nothing new" is a few hundred bytes, and the hub's last contact is
+    not written for it (the full sync does that).
+    """
+    tag, pubs = store().urgent_for(g.hub["id"])
+    if tag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
+        resp = Response(b"", 304)
+    else:
+        resp = jsonify({"publications": pubs})
+    resp.headers["ETag"] = tag
+    return resp
+
+
+@api.route("/acks", methods=["POST"])
+def acks():
+    """Acknowledgements of urgent broadcasts: what the hub's announcer did with each, and when."""
+    body = _json_body()
+    items = body.get("acks") if isinstance(body, dict) else None
+    if not isinstance(items, list) or len(items) > 100:
+        return _error(400, "acks must be a list of at most 100 acknowledgements")
+    return jsonify({"stored": store().record_acks(g.hub["id"], items)})
+
+
 @api.route("/files/<file_id>", methods=["GET"])
 def file(file_id: str):
     found = store().file(file_id)
@@ -249,6 +316,34 @@ def file(file_id: str):
     row, content = found
     # Read whole: the answer is signed over its body.
     return Response(content, mimetype=row["type"])
+
+
+#: Largest range of a release's wheel one answer carries.
+MAX_RELEASE_RANGE = 4 * 1024 * 1024
+
+
+@api.route("/release", methods=["GET"])
+def release():
+    """The newest hub release: its signed manifest (the hub checks the signature itself)."""
+    row = store().newest_release()
+    if row is None:
+        return jsonify({"release": None})
+    return jsonify({"release": {"version": row["version"], "manifest": row["manifest"],
+                                "signature": row["signature"], "bytes": row["bytes"]}})
+
+
+@api.route("/release/<version>/wheel", methods=["GET"])
+def release_wheel(version: str):
+    """A range of a release's wheel (``?start=N&length=M``): a cut download goes on from where it stopped."""
+    try:
+        start = max(0, int(request.args.get("start", "0")))
+        length = min(MAX_RELEASE_RANGE, max(1, int(request.args.get("length", str(MAX_RELEASE_RANGE)))))
+    except ValueError:
+        return _error(400, "start and length must be numbers")
+    content = store().release_range(version, start, length)
+    if content is None:
+        return _error(404, "no such release")
+    return Response(content, mimetype="application/octet-stream")
 
 
 # --- the officers' console -----------------------------------------------------------------

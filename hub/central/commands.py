@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import sys
 
-from hub.central import backup, fleet_commands
+from hub.central import backup, cap, fleet_commands
 from hub.central.store import CentralError, CentralStore
 from hub.central.web import create_central_app
 from hub.commands import read_password
 from hub.core.daemon import load_settings, setup_logging
+from hub.core.words import load_catalog
+from hub.update import publish_commands
 
 
 def register(sub) -> None:
@@ -28,6 +30,7 @@ def register(sub) -> None:
     _serve_options(a)
     a.set_defaults(func=cmd_serve)
     fleet_commands.register(csub)
+    publish_commands.register(csub)
     a = csub.add_parser("add-hub", help="register a hub and print its token (shown once)")
     a.add_argument("name")
     a.add_argument("--hub-id", help="the hub's own id (its hub_id setting); default: made here")
@@ -58,7 +61,16 @@ def register(sub) -> None:
     a.add_argument("--title-en", default="")
     a.add_argument("--body-km", default="")
     a.add_argument("--body-en", default="")
-    a.add_argument("--urgent", action="store_true")
+    a.add_argument("--urgent", action="store_true",
+                   help="announcements: an urgent broadcast, played at once by every hub it reaches, through"
+                        " quiet hours and cutting short routine playout, until --expires; needs --audio and"
+                        " --expires")
+    a.add_argument("--expires", metavar="TIME",
+                   help="when it stops being played or shown, with its offset, e.g. 2026-12-02T18:00+07:00")
+    a.add_argument("--urgency", choices=cap.URGENCIES, help="CAP urgency of an urgent broadcast (default Unknown)")
+    a.add_argument("--severity", choices=cap.SEVERITIES, help="CAP severity of an urgent broadcast (default Unknown)")
+    a.add_argument("--certainty", choices=cap.CERTAINTIES,
+                   help="CAP certainty of an urgent broadcast (default Unknown)")
     a.add_argument("--audio", metavar="FILE", help="a recording to go with it")
     a.add_argument("--play-at", metavar="TIME",
                    help="announcements: when the loudspeakers play it, e.g. 2026-12-01T07:00 (hub time);"
@@ -68,6 +80,23 @@ def register(sub) -> None:
     a.add_argument("--area", action="append", metavar="CODE",
                    help="a province, district or commune by its code (repeat); default: all hubs")
     a.set_defaults(func=cmd_publish)
+    a = csub.add_parser("publish-cap", help="publish an urgent broadcast from a CAP 1.2 XML message",
+                        description="An Alert or Update becomes an urgent loudspeaker announcement (its <info>"
+                                    " headline, text, urgency, severity, certainty and expiry, and the audio of"
+                                    " its <resource>); an Update or Cancel withdraws the alerts it references."
+                                    " The audio is inside the message (<derefUri>) or a file given with --audio,"
+                                    " named as the <uri>'s last part. Prints the publication ids.")
+    a.add_argument("file", help="the CAP 1.2 XML message")
+    a.add_argument("--audio", action="append", metavar="FILE", help="an audio file the message's <resource> names")
+    a.add_argument("--to", action="append", metavar="HUB", help="hub name (repeat); default: all hubs")
+    a.add_argument("--area", action="append", metavar="CODE",
+                   help="a province, district or commune by its code (repeat); default: all hubs")
+    a.set_defaults(func=cmd_publish_cap)
+    a = csub.add_parser("acks", help="which hubs played an urgent broadcast and when, and which have not",
+                        description="One line per hub the broadcast is addressed to: outcome (or 'waiting'),"
+                                    " when it started playing, and the hub's last contact.")
+    a.add_argument("publication", help="the publication's id (as `publish` printed it)")
+    a.set_defaults(func=cmd_acks)
     a = csub.add_parser("export", help="write every record held (or those of one area) to stdout")
     a.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     a.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
@@ -178,6 +207,11 @@ def cmd_publish(args) -> int:
     store = _store(args)
     data = {"title_km": args.title_km, "title_en": args.title_en, "body_km": args.body_km,
             "body_en": args.body_en, "urgent": args.urgent}
+    if args.expires:
+        data["expires_at"] = args.expires
+    for name in ("urgency", "severity", "certainty"):
+        if getattr(args, name):
+            data[name] = getattr(args, name)
     if args.kind == "announcement":
         if not args.audio:
             raise CentralError("an announcement needs --audio")
@@ -190,18 +224,47 @@ def cmd_publish(args) -> int:
                 raise CentralError(f"--play-at {args.play_at!r} is not a date and time like 2026-12-01T07:00") from None
             data["play_at"] = args.play_at
         data["repeats"] = max(1, min(args.repeats, 5))
-    targets = None
-    if args.to:
-        by_name = {h["name"]: h["id"] for h in store.hubs() if not h["revoked_at"]}
-        unknown = [n for n in args.to if n not in by_name]
-        if unknown:
-            raise CentralError(f"no active hub {', '.join(unknown)}")
-        targets = [by_name[n] for n in args.to]
+    targets = _hub_ids(store, args.to)
     if args.audio:
         path = Path(args.audio)
         row = store.add_file(path.read_bytes(), path.name, "audio/mpeg")
         data["audio"] = {"id": row["id"], "sha256": row["sha256"], "bytes": row["bytes"]}
     print(store.publish(args.kind, data, targets, "cli", areas=args.area))
+    return 0
+
+
+def _hub_ids(store, names: list[str] | None) -> list[str] | None:
+    if not names:
+        return None
+    by_name = {h["name"]: h["id"] for h in store.hubs() if not h["revoked_at"]}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise CentralError(f"no active hub {', '.join(unknown)}")
+    return [by_name[n] for n in names]
+
+
+def cmd_publish_cap(args) -> int:
+    from pathlib import Path
+
+    store = _store(args)
+    uploads = {Path(f).name: Path(f).read_bytes() for f in args.audio or []}
+    try:
+        ids = store.publish_cap(Path(args.file).read_bytes(), uploads, _hub_ids(store, args.to), "cli",
+                                areas=args.area)
+    except cap.CapError as e:
+        # The officer's language first, English beside it.
+        km = load_catalog("km").get(e.message, e.message)
+        raise CentralError((km % e.values if e.values else km) + "\n" + str(e)) from None
+    for pub_id in ids:
+        print(pub_id)
+    return 0
+
+
+def cmd_acks(args) -> int:
+    for h in _store(args).acks(args.publication):
+        started = h["started_at"] or "-"
+        print(f"{h['name']}\t{h['outcome'] or 'waiting'}\t{started}\t{h['detail'] or ''}"
+              f"\tlast contact {h['last_contact'] or 'never'}")
     return 0
 
 

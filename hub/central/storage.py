@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from hub.core.media import fsync_dir, write_durably
+from hub.core.files import fsync_dir, write_durably
 
 
 class MediaStorage(Protocol):

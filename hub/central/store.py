@@ -26,6 +26,8 @@ from hub.central.areas import Areas, scope_clause
 from hub.central.errors import CentralError
 from hub.central.fleet import Fleet
 from hub.central.publications import Publications
+from hub.central.releases import Releases
+from hub.central.remote import Remote
 from hub.central.reports import Reports, _record_out
 from hub.central.storage import FileStorage, MediaStorage
 from hub.core import db as dbmod
@@ -74,7 +76,7 @@ MIGRATION_STEPS = {"c0001_central": _accounts_tables, "c0002_areas": _backfill_f
                    "c0004_sessions": _sessions_tables}
 
 
-class CentralStore(Areas, Publications, Reports, Fleet):
+class CentralStore(Areas, Publications, Reports, Fleet, Remote, Releases):
     """Hubs, their records and media, publications, areas and officer accounts."""
 
     def __init__(self, data_dir: Path, database_url: str = "", media: MediaStorage | None = None):

@@ -18,8 +18,9 @@ from __future__ import annotations
 import functools
 import hmac
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -38,11 +39,13 @@ from flask import (
 
 from hub import accounts
 from hub import feedback as fb
+from hub.central import cap
 from hub.central.api import MAX_CHUNK, api, sign, store
 from hub.central.areas import within
 from hub.central.errors import CentralError
 from hub.central.fleet import PROBLEM_NAMES
 from hub.central.publications import KINDS
+from hub.central.remote_web import care
 from hub.central.store import CentralStore
 from hub.core import settings as settings_mod
 from hub.sync import wire
@@ -100,6 +103,7 @@ def create_central_app(settings=None, store: CentralStore | None = None) -> Flas
     i18n.init_app(app)
     app.register_blueprint(api)
     app.register_blueprint(console)
+    app.register_blueprint(care)
 
     @app.before_request
     def _csrf_and_user():
@@ -347,6 +351,11 @@ def publish():
         if expires:
             data["expires_at"] = expires if "T" in expires else expires + "T23:59:59+07:00"
         kind = f.get("kind") if f.get("kind") in KINDS else "notice"
+        if kind == "announcement" and data["urgent"]:
+            # An urgent broadcast: CAP's urgency, severity and certainty, and an expiry to the minute.
+            for name in ("urgency", "severity", "certainty"):
+                data[name] = f.get(name) or "Unknown"
+            data["expires_at"] = _local_time((f.get("urgent_expires") or "").strip())
         play_at = (f.get("play_at") or "").strip()
         if kind == "announcement" and play_at:
             data["play_at"] = play_at
@@ -369,12 +378,70 @@ def publish():
                 data["audio"] = {"id": row["id"], "sha256": row["sha256"], "bytes": row["bytes"]}
             store().publish(kind, data, targets, g.user["username"], areas=areas, scope=g.scope)
             return redirect(url_for("central.publish"), code=303)
+        except cap.CapError as e:
+            error = _cap_words(e)
         except CentralError as e:
             error = str(e) if "title" not in str(e) else _("A notice needs a title in Khmer or English.")
+    return _publish_page(error, hub_total)
+
+
+def _publish_page(error, hub_total: int, status: int = 200):
     hubs = store().hubs(g.scope, limit=200) if hub_total <= 200 else []
     return render_template("central/publish.html", hubs=hubs, pubs=store().publications(g.scope, limit=100),
                            error=error, kinds=KINDS, areas=_targetable_areas(), hub_total=hub_total,
-                           hub_names={h["id"]: h["name"] for h in hubs})
+                           hub_names={h["id"]: h["name"] for h in hubs}, cap=cap), status
+
+
+def _cap_words(e: cap.CapError) -> str:
+    """A refused CAP message or urgent broadcast in the officer's language, the English beside it."""
+    said = _(e.message, **e.values)
+    english = str(e)
+    return said if said == english else f"{said} ({english})"
+
+
+def _local_time(text: str) -> str:
+    """A time typed in the console (no offset: the server's time zone) as ISO 8601 with its offset."""
+    if not text:
+        return ""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise cap.CapError("bad_time", field="expires", value=text[:40]) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(current_app.config["HUB_SETTINGS"].timezone))
+    return moment.isoformat()
+
+
+@console.route("/publish/cap", methods=["POST"])
+@login_required
+def publish_cap():
+    """An urgent broadcast from a CAP 1.2 XML message, with the audio files its <resource> names."""
+    f = request.form
+    message = request.files.get("cap")
+    areas = [c for c in f.getlist("area") if c]
+    try:
+        if message is None or not message.filename:
+            raise cap.CapError("not_xml", detail="no file")
+        uploads = {Path(u.filename).name: u.read() for u in request.files.getlist("audio") if u and u.filename}
+        store().publish_cap(message.read(cap.MAX_BYTES + 1), uploads, None, g.user["username"], areas=areas,
+                            scope=g.scope)
+    except cap.CapError as e:
+        return _publish_page(_cap_words(e), store().hub_count(g.scope), 400)
+    except CentralError as e:
+        return _publish_page(str(e), store().hub_count(g.scope), 400)
+    return redirect(url_for("central.publish"), code=303)
+
+
+@console.route("/publications/<pub_id>/acks")
+@login_required
+def acks(pub_id: str):
+    """Which hubs played an urgent broadcast, and when; which did not, or have not said yet."""
+    pub = next((p for p in store().publications(g.scope) if p["id"] == pub_id), None)
+    if pub is None or not pub["urgent"]:
+        abort(404)
+    rows = store().acks(pub_id)
+    played = sum(1 for r in rows if r["outcome"] == "played")
+    return render_template("central/acks.html", pub=pub, rows=rows, played=played)
 
 
 @console.route("/publications/<pub_id>/withdraw", methods=["POST"])

@@ -8,7 +8,8 @@ import threading
 from hub.core import db as dbmod
 from hub.core.clock import Clock
 from hub.core.db import transaction
-from hub.core.media import MediaStore, make_dir
+from hub.core.files import make_dir
+from hub.core.media import MediaStore
 
 
 class Context:

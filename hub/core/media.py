@@ -15,9 +15,8 @@ user (www-data on a Pi), which is in the hub's group: files are 0640 in a
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
-import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 from hub.core.claims import Claims
 from hub.core.db import new_id, transaction, utcnow
 from hub.core.errors import Busy, DiskFull, HubError
+from hub.core.files import DIR_MODE, FILE_MODE, sha256_of, write_durably
 
 #: Audio container formats phones produce, as ffprobe names them.
 AUDIO_FORMATS = {
@@ -45,6 +45,7 @@ IMAGE_CODECS = {"mjpeg", "png", "webp", "gif", "bmp"}
 LOUDNESS = "loudnorm=I=-16:TP=-1.5:LRA=11"
 LOUD_RATE = 48000
 MASTER_RATE = 16000
+WEB_RATE = 22050
 #: A decoded recording may run this much past max_seconds before it is refused (ffmpeg stops
 #: decoding a little after it, so a file without a duration cannot be decoded for hours).
 LENGTH_SLACK = 1.0
@@ -52,8 +53,6 @@ LENGTH_SLACK = 1.0
 #: loudspeaker copy (both 16-bit) and the 40 kbit/s web copy; once in the work folder, once stored.
 BYTES_PER_SECOND = MASTER_RATE * 2 + LOUD_RATE * 2 + 40_000 // 8
 #: Modes of media files and of the media directory: the hub's user writes, its group reads.
-FILE_MODE = 0o640
-DIR_MODE = 0o750
 
 
 class MediaError(HubError):
@@ -73,70 +72,6 @@ class Probe:
     duration: float
     width: int = 0
     height: int = 0
-
-
-def make_dir(directory: Path, mode: int = DIR_MODE) -> Path:
-    """Create *directory* (and missing parents) with *mode*, whatever the umask.
-
-    mkdir's mode passes through the umask, so the mode is set again afterwards;
-    a directory of ours that already exists gets its mode back too.
-    """
-    directory = Path(directory)
-    missing = []
-    d = directory
-    while not d.exists():
-        missing.append(d)
-        d = d.parent
-    directory.mkdir(parents=True, exist_ok=True)
-    for d in [*missing, directory]:
-        st = d.stat()
-        if st.st_uid == os.geteuid() and (st.st_mode & 0o7777) != mode:
-            os.chmod(d, mode)
-    return directory
-
-
-def write_durably(path: Path, data: bytes | None = None, source: Path | None = None,
-                  mode: int = FILE_MODE) -> None:
-    """Write *data* (or copy *source*) to *path* so that a power cut leaves old or new, never half.
-
-    The file gets *mode* (mkstemp makes 0600, which nginx could not read).
-    """
-    if not path.parent.is_dir():
-        make_dir(path.parent)
-    # The temporary name starts with the final one, so a sweep knows whose it is.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}.", suffix=path.suffix)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            if source is not None:
-                with open(source, "rb") as src:
-                    shutil.copyfileobj(src, f, 1 << 20)
-            else:
-                f.write(data or b"")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with _suppress():
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _suppress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return True
 
 
 def _time_left(deadline: float | None, cap: float) -> float:
@@ -190,7 +125,8 @@ DTX_CODECS = {"amr_nb", "amr_wb"}
 MIN_SECONDS = 0.2
 
 
-def _ffmpeg(args: list[str], timeout: float = 300, strict: bool = True, deadline: float | None = None) -> None:
+def _ffmpeg(args: list[str], timeout: float = 300, strict: bool = True, deadline: float | None = None,
+            stats: bool = False) -> str:
     """Run ffmpeg on one input (*args* start with ``-i``); raise MediaError if it fails.
 
     ffmpeg is judged by its exit status, and the caller checks what it wrote. A line
@@ -198,19 +134,47 @@ def _ffmpeg(args: list[str], timeout: float = 300, strict: bool = True, deadline
     "Warning: using insecure memory!" where memory cannot be locked, as under a
     service's limits). With *strict*, a decode error stops ffmpeg with a non-zero
     status (-xerror, and -err_detect explode so that decoders do not paper over
-    damage); stderr only explains a failure.
+    damage); stderr only explains a failure. With *stats*, ffmpeg also prints its
+    closing figures (what each output got, see :func:`_output_samples`), each line
+    tagged with its level; the tagged stderr is returned.
     """
     strictness = ["-xerror", "-err_detect", "explode"] if strict else []
-    cmd = ["ffmpeg", "-nostdin", "-hide_banner", "-v", "error", "-y", *strictness, *args]
+    level = ["-loglevel", "level+verbose", "-nostats"] if stats else ["-v", "error"]
+    cmd = ["ffmpeg", "-nostdin", "-hide_banner", *level, "-y", *strictness, *args]
     try:
         out = subprocess.run(cmd, capture_output=True, timeout=_time_left(deadline, timeout), check=False)
     except subprocess.TimeoutExpired:
         if deadline is not None and time.monotonic() >= deadline:
             raise Busy("the conversion ran out of time") from None
         raise MediaError("unreadable", "conversion timed out") from None
+    err = out.stderr.decode(errors="replace")
     if out.returncode != 0:
-        lines = [x for x in out.stderr.decode(errors="replace").splitlines() if x.strip()]
+        lines = [x for x in err.splitlines() if x.strip()]
+        if stats:
+            tagged = [x for x in lines if _LEVEL_RE.search(x)]
+            lines = [_LEVEL_RE.sub("", x, count=1) for x in tagged] or [x for x in lines if not _TAG_RE.search(x)]
         raise MediaError("unreadable", "; ".join(lines[-3:])[:300] or f"ffmpeg exit {out.returncode}")
+    return err
+
+
+#: A stderr line of ffmpeg at level error or worse, under ``-loglevel level+...``.
+_LEVEL_RE = re.compile(r"\[(?:error|fatal|panic)\] ")
+#: Any level tag: a line without one comes from a library ffmpeg loaded.
+_TAG_RE = re.compile(r"\[(?:trace|debug|verbose|info|warning|error|fatal|panic)\] ")
+#: ffmpeg's closing figures: "Output file #1 (web.mp3):" then "Output stream #1:0 (audio): 165 frames
+#: encoded (94594 samples); ...".
+_OUTPUT_FILE_RE = re.compile(r"Output file #(\d+) ")
+_OUTPUT_SAMPLES_RE = re.compile(r"Output stream #(\d+):\d+ \(audio\): \d+ frames encoded \((\d+) samples\)")
+
+
+def _output_samples(stderr: str) -> dict[int, int]:
+    """Samples ffmpeg encoded into each output file, by the output's index, from its closing figures."""
+    got: dict[int, int] = {}
+    for line in stderr.splitlines():
+        m = _OUTPUT_SAMPLES_RE.search(line)
+        if m:
+            got[int(m.group(1))] = got.get(int(m.group(1)), 0) + int(m.group(2))
+    return got
 
 
 def _check_length(got: float, promised: float, what: str, dtx: bool = False) -> None:
@@ -229,14 +193,6 @@ def _check_length(got: float, promised: float, what: str, dtx: bool = False) -> 
 def _duration_of_wav(path: Path) -> float:
     with wave.open(str(path), "rb") as w:
         return w.getnframes() / w.getframerate()
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def expected_seconds(header_seconds: float, max_seconds: float | None) -> float:
@@ -261,6 +217,9 @@ def convert_audio(src: Path, workdir: Path, max_seconds: float | None = None, de
     and output longer than *max_seconds* is refused as ``too_long``.
     *check_room(seconds)* is called before decoding, with the longest the
     output may be; every step ends by the monotonic *deadline* or raises Busy.
+
+    Two processes in all: ffprobe reads the container (no decoding) to choose,
+    and one ffmpeg run decodes once and writes the three copies.
     """
     info = probe(src, deadline)
     if info.codec_type != "audio":
@@ -275,26 +234,39 @@ def convert_audio(src: Path, workdir: Path, max_seconds: float | None = None, de
     web = workdir / "web.mp3"
     loud = workdir / "loud.wav"
     dtx = info.codec_name in DTX_CODECS
+    # -t before -i limits the decode itself, for every output at once.
     limit = ["-t", f"{max_seconds + LENGTH_SLACK:.3f}"] if max_seconds else []
-    _ffmpeg(["-i", str(src), "-vn", *limit, "-ac", "1", "-ar", str(MASTER_RATE), "-c:a", "pcm_s16le",
-             str(master)], strict=not dtx, deadline=deadline)
+    # One run decodes once and writes the three copies: the master, and from the master's
+    # samples the web copy and the loudspeaker copy (loudnorm works at 192 kHz, then 48 kHz).
+    graph = (f"[0:a:0]aformat=sample_rates={MASTER_RATE}:channel_layouts=mono,asplit=3[master][web][loud];"
+             f"[loud]{LOUDNESS},aresample={LOUD_RATE}[louder]")
+    stderr = _ffmpeg([*limit, "-i", str(src), "-filter_complex", graph,
+                      "-map", "[master]", "-c:a", "pcm_s16le", str(master),
+                      "-map", "[web]", "-ar", str(WEB_RATE), "-c:a", "libmp3lame", "-b:a", "40k", str(web),
+                      "-map", "[louder]", "-c:a", "pcm_s16le", str(loud)],
+                     strict=not dtx, deadline=deadline, stats=True)
     duration = _duration_of_wav(master)
     if max_seconds and duration > max_seconds + LENGTH_SLACK / 2:
         raise MediaError("too_long", f"decoded {duration:.0f} s or more")
     _check_length(duration, info.duration, "the recording", dtx=dtx)
-    _ffmpeg(["-i", str(master), "-ac", "1", "-ar", "22050", "-c:a", "libmp3lame", "-b:a", "40k", str(web)],
-            deadline=deadline)
-    made = probe(web, deadline)
-    if made.codec_name != "mp3":
-        raise MediaError("unreadable", f"web copy is {made.codec_name}")
-    _check_length(made.duration, duration, "the web copy")
-    _ffmpeg(["-i", str(master), "-af", LOUDNESS, "-ac", "1", "-ar", str(LOUD_RATE), "-c:a", "pcm_s16le", str(loud)],
-            deadline=deadline)
+    _check_length(_web_seconds(web, _output_samples(stderr).get(1), deadline), duration, "the web copy")
     _check_length(_duration_of_wav(loud), duration, "the loudspeaker copy")
     return {
         "master": master, "web": web, "loud": loud, "duration": duration,
         "original_format": AUDIO_FORMATS[info.format_name],
     }
+
+
+def _web_seconds(web: Path, samples: int | None, deadline: float | None) -> float:
+    """Length of the web copy: from ffmpeg's own figures, or (an ffmpeg that did not print them) ffprobe's."""
+    if not web.is_file() or web.stat().st_size == 0:
+        raise MediaError("unreadable", "no web copy was written")
+    if samples is not None:
+        return samples / WEB_RATE
+    made = probe(web, deadline)
+    if made.codec_name != "mp3":
+        raise MediaError("unreadable", f"web copy is {made.codec_name}")
+    return made.duration
 
 
 def convert_image(src: Path, workdir: Path, deadline: float | None = None) -> dict:

@@ -14,7 +14,7 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hub.core.media import write_durably
+from hub.core.files import write_durably
 
 STATUS_DIR = "status"
 

@@ -1,9 +1,18 @@
 """Every setting of the hub, declared once: name, type, default, description.
 
 Values come from, in rising order of precedence: the defaults below, the TOML
-file given by ``--config`` (or the default path), and ``HUB_<NAME>``
-environment variables.  A bad value raises :class:`SettingsError` whose
-message is one line naming the setting.
+file given by ``--config`` (or the default path), the changes an officer made
+from the central server (:data:`REMOTE_FILE` in the data directory, only the
+settings in :data:`REMOTE_SETTINGS`), and ``HUB_<NAME>`` environment variables.
+A bad value raises :class:`SettingsError` whose message is one line naming the
+setting.
+
+Why a drop-in file in the data directory rather than rewriting hub.toml:
+hub.toml is the technician's file (root:hub 0640 in a root-owned /etc/hub,
+read-only under the read-only root), and its comments would not survive a
+rewrite. The daemons run as ``hub`` with only the data directory writable, and
+the data partition is the one place that survives a read-only root. The loader
+reads both, so every process still gets its settings from this one function.
 """
 
 from __future__ import annotations
@@ -80,7 +89,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("receipt_misses_per_hour", int, 20, "Wrong receipt or phone numbers one address may try per hour before its receipt pages get 429. 0: no limit."),
     S("receipt_lookups_per_minute", int, 30, "Receipt pages one address may open per minute through nginx (in bursts of as many)."),
     S("conversion_slots", int, 2, "Uploaded recordings and pictures converted at once, across all web workers."),
-    S("conversion_queue", int, 4, "Uploads that may wait for a conversion slot; more get 503 at once."),
+    S("conversion_queue", int, 8, "Uploads that may wait for a conversion slot; more get 503 at once."),
     S("conversion_seconds", int, 90, "Longest an upload may wait and convert before it is refused with 503; below nginx's 120 s, so a phone never gets a timeout for a message that was stored."),
     # --- loudspeaker announcements ---
     S("audio_output_device", str, "default", "ALSA device name the loudspeaker is played through."),
@@ -109,6 +118,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("central_url", str, "", "Address of the district or provincial server. Empty: no sync."),
     S("central_token", str, "", "This hub's token from `hub central add-hub`.", secret=True),
     S("sync_interval_seconds", int, 300, "Time between sync attempts while the uplink works."),
+    S("sync_urgent_interval_seconds", int, 60, "Time between the small polls for urgent broadcasts (a conditional request answered 304 while nothing is new), counted against the data budget. 0: only at each sync."),
     S("sync_batch_size", int, 200, "Records sent in one request."),
     S("sync_bandwidth_kbps", int, 0, "Upload speed cap in kilobits per second. 0: no cap."),
     S("sync_daily_budget_mb", float, 50.0, "Data the sync may use per day, in megabytes. 0: no limit."),
@@ -118,6 +128,11 @@ SETTINGS: tuple[Setting, ...] = (
     S("sync_max_backoff_seconds", int, 3600, "Longest wait between attempts after failures (the wait doubles from 30 s)."),
     S("backup_interval_hours", int, 24, "How often sync sends a backup of the whole hub to the central server, in hours. 0: never."),
     S("backup_warn_days", int, 7, "`hub doctor` warns when the newest backup is older than this many days."),
+    # --- updates (`hub update`, downloaded by sync) ---
+    S("release_key_file", Path, Path("/etc/hub/release-key.pub"), "The central server's public release key (PEM, Ed25519); a release not signed with its private half is refused."),
+    S("update_root", Path, Path("/opt/hub"), "Where releases are installed (releases/VERSION, one venv each) and the current symlink the units run from."),
+    S("update_health_seconds", int, 180, "A new release must pass its health check (migrations, daemons, portal, hub doctor) within this many seconds, or the hub switches back."),
+    S("update_download", bool, True, "Download new releases from the central server during sync (within the data budget)."),
     # --- the central server (`hub central`) ---
     S("database_url", str, "", "Central server's database: postgresql://user@host/name, or empty for SQLite (central.db in data_dir)."),
     S("telegram_bot_token", str, "", "Bot token for mirroring public notices to Telegram. Empty: no mirror.", secret=True),
@@ -151,10 +166,21 @@ SETTINGS: tuple[Setting, ...] = (
 
 _BY_NAME = {s.name: s for s in SETTINGS}
 
+#: What an officer may change from the central console; hub-sync writes them to REMOTE_FILE.
+REMOTE_SETTINGS: tuple[str, ...] = (
+    "hub_name", "quiet_hours_start", "quiet_hours_end",
+    "sync_interval_seconds", "sync_daily_budget_mb", "sync_bandwidth_kbps",
+    "ssid", "staff_ssid", "staff_passphrase",
+)
+#: The central server's changes, in data_dir, read after hub.toml; the file before the last change
+#: is kept beside it with PREVIOUS_SUFFIX.
+REMOTE_FILE = "remote-settings.toml"
+PREVIOUS_SUFFIX = ".previous"
 
-def _convert(setting: Setting, value: Any, from_env: bool) -> Any:
+
+def _convert(setting: Setting, value: Any, from_env: bool, where: str = "") -> Any:
     """Turn a raw TOML or environment value into the setting's type, or raise."""
-    where = setting.env_var if from_env else setting.name
+    where = where or (setting.env_var if from_env else setting.name)
     t = setting.type
     try:
         if t is bool:
@@ -209,9 +235,11 @@ def _convert(setting: Setting, value: Any, from_env: bool) -> Any:
 class Settings:
     """The hub's settings, resolved once; read them as attributes."""
 
-    def __init__(self, values: dict[str, Any], source: Path | None = None):
+    def __init__(self, values: dict[str, Any], source: Path | None = None, remote_source: Path | None = None):
         self._values = values
         self.source = source
+        #: The central server's changes file, when it was read.
+        self.remote_source = remote_source
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -232,7 +260,7 @@ class Settings:
             if k not in _BY_NAME:
                 raise KeyError(k)
             values[k] = v
-        return Settings(values, self.source)
+        return Settings(values, self.source, self.remote_source)
 
     @property
     def db_path(self) -> Path:
@@ -251,22 +279,49 @@ def default_config_path() -> Path:
     return PI_CONFIG_PATH if PI_CONFIG_PATH.exists() else DEV_CONFIG_PATH
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise SettingsError(f"config file {path}: {e}") from None
+    except OSError as e:
+        raise SettingsError(f"config file {path}: {e.strerror}") from None
+
+
+def remote_path(data_dir: str | os.PathLike) -> Path:
+    return Path(data_dir) / REMOTE_FILE
+
+
+def read_remote(path: Path) -> dict[str, Any]:
+    """The central server's changes kept in *path* ({} when there are none); only REMOTE_SETTINGS."""
+    try:
+        if not path.exists():
+            return {}
+    except PermissionError:  # a user who may not enter the data directory
+        raise SettingsError(f"config file {path}: permission denied") from None
+    raw = _read_toml(path)
+    for key in raw:
+        if key not in REMOTE_SETTINGS:
+            raise SettingsError(f"config file {path}: setting {key!r} cannot be changed from the central server")
+    return raw
+
+
 def load(
     config: str | os.PathLike | None = None,
     env: dict[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
+    remote: dict[str, Any] | None = None,
 ) -> Settings:
-    """Resolve every setting from defaults, the TOML file and the environment."""
+    """Resolve every setting from defaults, the TOML file, the central server's changes and the environment.
+
+    *remote*, when given, stands for the changes file's content: what hub-sync checks before it
+    writes the file.
+    """
     env = os.environ if env is None else env
     path = Path(config) if config else default_config_path()
     raw: dict[str, Any] = {}
     if path.exists():
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as e:
-            raise SettingsError(f"config file {path}: {e}") from None
-        except OSError as e:
-            raise SettingsError(f"config file {path}: {e.strerror}") from None
+        raw = _read_toml(path)
     elif config:
         raise SettingsError(f"config file {path}: not found")
 
@@ -274,6 +329,24 @@ def load(
     for key in raw:
         if key not in _BY_NAME:
             log.warning("config file %s: unknown setting %r is ignored", path, key)
+    data_dir_setting = _BY_NAME["data_dir"]
+    if "data_dir" in (overrides or {}):
+        data_dir = overrides["data_dir"]
+    elif data_dir_setting.env_var in env:
+        data_dir = _convert(data_dir_setting, env[data_dir_setting.env_var], from_env=True)
+    elif "data_dir" in raw:
+        data_dir = _convert(data_dir_setting, raw["data_dir"], from_env=False)
+    else:
+        data_dir = data_dir_setting.default
+    remote_source = None
+    if remote is None:
+        remote = read_remote(remote_path(data_dir))
+        remote_source = remote_path(data_dir) if remote else None
+    else:
+        unknown = [k for k in remote if k not in REMOTE_SETTINGS]
+        if unknown:
+            raise SettingsError(f"setting {unknown[0]}: cannot be changed from the central server")
+    raw = {**raw, **remote}
     for s in SETTINGS:
         if s.env_var in env:
             value = _convert(s, env[s.env_var], from_env=True)
@@ -290,7 +363,7 @@ def load(
     for k, v in (overrides or {}).items():
         values[k] = v
     _check(values)
-    return Settings(values, path if path.exists() else None)
+    return Settings(values, path if path.exists() else None, remote_source)
 
 
 def _check(values: dict[str, Any]) -> None:
@@ -319,12 +392,19 @@ def _check(values: dict[str, Any]) -> None:
     for name in ("feedback_per_hour", "receipt_misses_per_hour", "receipt_lookups_per_minute", "conversion_queue"):
         if values[name] < 0:
             bad(name, "must not be negative")
+    if values["update_health_seconds"] <= 0:
+        bad("update_health_seconds", "must be greater than 0")
     if values["conversion_slots"] <= 0:
         bad("conversion_slots", "must be greater than 0")
     if not 1 <= values["conversion_seconds"] <= MAX_CONVERSION_SECONDS:
         bad("conversion_seconds", f"must be between 1 and {MAX_CONVERSION_SECONDS} (nginx waits 120 s for an answer)")
     if values["grace_minutes"] < 0:
         bad("grace_minutes", "must not be negative")
+    if values["sync_interval_seconds"] <= 0:
+        bad("sync_interval_seconds", "must be greater than 0")
+    for name in ("sync_bandwidth_kbps", "sync_daily_budget_mb"):
+        if values[name] < 0:
+            bad(name, "must not be negative")
     if values["central_url"] and not values["central_url"].startswith(("http://", "https://")):
         bad("central_url", "must start with https:// (or http:// on loopback)")
     if values["database_url"] and not values["database_url"].startswith(("postgresql://", "postgres://")):
@@ -333,6 +413,18 @@ def _check(values: dict[str, Any]) -> None:
         ZoneInfo(values["timezone"])
     except Exception:
         bad("timezone", "is not a known time zone")
+
+
+def parse_text(name: str, text: str) -> Any:
+    """A value typed into a form (the central console's) as the setting's type, read as an environment
+    variable is; SettingsError names the setting."""
+    if name not in REMOTE_SETTINGS:
+        raise SettingsError(f"setting {name}: cannot be changed from the central server")
+    s = _BY_NAME[name]
+    value = _convert(s, text.strip() if s.type is not str else text, from_env=True, where=name)
+    if s.choices and value not in s.choices:
+        raise SettingsError(f"setting {name}: {value!r} is not one of {', '.join(s.choices)}")
+    return value
 
 
 def describe() -> list[dict[str, str]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from hub.core.checks import FAIL, SKIP, WARN, Checkup, Finding
 from hub.core.db import utcnow
 from hub.core.errors import HubError
-from hub.core.media import write_durably
+from hub.core.files import write_durably
 from hub.core.words import N_
 from hub.doctor.report import render_json, render_text
 

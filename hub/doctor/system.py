@@ -48,7 +48,10 @@ def check_config(checkup: Checkup) -> Finding:
         checkup.settings = settings_mod.load(checkup.config, env=checkup.env)
     except SettingsError as e:
         errors = [str(e)]
-        checkup.settings = _settings_without_bad_values(checkup.env, path, errors)
+        try:  # the central server's changes file may be what cannot be read: the rest still counts
+            checkup.settings = settings_mod.load(checkup.config, env=checkup.env, remote={})
+        except SettingsError:
+            checkup.settings = _settings_without_bad_values(checkup.env, path, errors)
         return Finding("config", FAIL, N_("%(error)s"), {"error": "; ".join(errors)},
                        N_("Correct that setting in %(path)s (`hub settings --all` lists every"
                           " setting), then restart the services: systemctl restart hub.target"),

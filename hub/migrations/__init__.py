@@ -32,6 +32,8 @@ STEPS: list[tuple[str, tuple[Path, ...]]] = [
     ("0007_console", (HERE / "console.sql",)),
     ("0008_media_size", (HERE / "media_size.sql",)),
     ("0009_page_versions", (HERE / "pages.sql",)),
+    ("0012_urgent", (HERE / "urgent.sql",)),
+    ("0013_sync_changes", (HERE / "sync_changes.sql",)),
 ]
 
 #: What :func:`hub.core.db.migrate` and :func:`hub.core.db.check_schema` take.

@@ -7,7 +7,7 @@ from pathlib import Path
 from hub.core.settings import SettingsError
 from hub.net import pages
 from hub.net.plan import HEADER, UUID_RE, staff_addresses, validate
-from hub.web.current import STATIC_DIR
+from hub.web.current import STATIC_DIR, proxy_body_mb
 
 # nginx: @NAME@ markers are filled in by nginx_site(); $names are nginx's own.
 _NGINX_HTTP = """\
@@ -218,7 +218,7 @@ def nginx_site(
         "MEDIA": str(media),
         "ERRORS": str((Path(settings.data_dir) / "errors").resolve()),
         "UUID": UUID_RE,
-        "BODY_MB": str(settings.max_upload_mb + 1),
+        "BODY_MB": str(proxy_body_mb(settings)),
     }
     for name in ("STATIC", "MEDIA", "SOCKET", "ERRORS"):
         if any(c in values[name] for c in " ;{}\"'$#\n"):

@@ -211,28 +211,35 @@ class CentralClient:
         _, data = self.call_json("POST", "/records", {"records": records}, ok=(200, 403))
         return data
 
-    def media_offset(self, media_id: str) -> tuple[int, bool]:
-        status, headers, _ = self.call("HEAD", f"/media/{media_id}")
+    # A resumable upload (media, backups): HEAD says how much the central server holds,
+    # PUT sends one chunk at an offset; 409 answers with the server's offset.
+    def upload_offset(self, path: str) -> tuple[int, bool]:
+        status, headers, _ = self.call("HEAD", path)
         if status == 404:
             return 0, False
         if status != 200:
-            raise Rejected(status, f"central server answered {status} for media {media_id}")
+            raise Rejected(status, f"central server answered {status} for {path}")
         return int(headers.get("Upload-Offset", "0")), headers.get("Upload-Complete") == "1"
 
-    def media_chunk(self, media_id: str, offset: int, total: int, sha256: str, chunk: bytes) -> dict:
+    def upload_chunk(self, path: str, offset: int, total: int, sha256: str, chunk: bytes,
+                     extra_headers: dict | None = None, ok=(200, 409)) -> dict:
         headers = {"Upload-Offset": str(offset), "Upload-Length": str(total),
-                   "Upload-Sha256": sha256, "Content-Type": "application/octet-stream"}
-        status, _, content = self.call("PUT", f"/media/{media_id}", chunk, headers,
-                                                  retry=False)
+                   "Upload-Sha256": sha256, "Content-Type": "application/octet-stream", **(extra_headers or {})}
+        status, _, content = self.call("PUT", path, chunk, headers, retry=False)
         try:
             data = wire.read_json_body(content, None) if content else {}
         except ValueError:
             data = {}
-        if status not in (200, 409):
-            raise Rejected(status, f"central server answered {status} for media {media_id}: "
-                                   f"{data.get('error', '')}", data)
+        if status not in ok:
+            raise Rejected(status, f"central server answered {status} for {path}: {data.get('error', '')}", data)
         data["status"] = status
         return data
+
+    def media_offset(self, media_id: str) -> tuple[int, bool]:
+        return self.upload_offset(f"/media/{media_id}")
+
+    def media_chunk(self, media_id: str, offset: int, total: int, sha256: str, chunk: bytes) -> dict:
+        return self.upload_chunk(f"/media/{media_id}", offset, total, sha256, chunk)
 
     def publications(self, since: int) -> dict:
         _, data = self.call_json("GET", "/publications", params={"since": since})

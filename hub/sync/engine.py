@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,11 +23,12 @@ from hub.announce import store as announcements
 from hub.backup import upload as backup_upload
 from hub.core.clock import ClockRefused
 from hub.core.db import utcnow
-from hub.sync import inbox, outbox
+from hub.sync import inbox, outbox, remote
 from hub.sync import state as sync_state
 from hub.sync.client import BudgetExhausted, CentralClient, NotOnline, Rejected, SyncError
 from hub.sync.health import fleet_health
 from hub.sync.telegram import Mirror
+from hub.update import download as update_download
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def health(ctx) -> dict:
     return {"version": __version__, "disk_free_mb": free, "uptime_seconds": int(uptime),
             "outbox_pending": c["pending"], "outbox_flagged": c["conflict"] + c["refused"],
             "media_pending": outbox.media_counts(ctx.db)["pending"], "clock_trust": ctx.clock.trust(),
-            "hub_name": s.hub_name, **fleet_health(ctx)}
+            "hub_name": s.hub_name, **fleet_health(ctx), **update_download.health(s)}
 
 
 def run_cycle(ctx, beat=lambda: None, stopping=lambda: False) -> Outcome:
@@ -122,6 +123,8 @@ def run_cycle(ctx, beat=lambda: None, stopping=lambda: False) -> Outcome:
             _push(ctx, client, out)
             _upload_media(ctx, client, out, beat, stopping)
             _pull(ctx, client, out)
+            remote.run(ctx, client, hello, out, beat)
+            update_download.fetch(ctx, client, out, beat, stopping)
             backup_upload.send(ctx, client, out, beat, stopping)
             _mirror(ctx, out, stopping)
         except (SyncError, OSError) as e:
@@ -272,15 +275,17 @@ ANNOUNCEMENT_LEAD = timedelta(minutes=2)
 def _apply_announcement(ctx, client: CentralClient, pub: dict) -> None:
     """Put a centrally published announcement on the loudspeaker schedule, once.
 
-    It plays once at its ``play_at`` (or shortly after it arrives), through
-    the announcer like any scheduled item: quiet hours hold a routine one
-    until morning, and an untrusted clock holds it until the time is known.
-    Withdrawing it on the central server stops it here.
+    A routine one plays once at its ``play_at`` (or shortly after it arrives),
+    through the announcer like any scheduled item: quiet hours hold it until
+    morning, and an untrusted clock holds it until the time is known. An
+    urgent one plays at once, ahead of everything, through quiet hours, and
+    cuts short a routine one that is playing; after its ``expires_at`` it
+    never plays. Withdrawing it on the central server stops it here.
     """
     key = f"announcement_of:{pub['id']}"
     existing = sync_state.get_state(ctx.db, key)
     if pub.get("withdrawn"):
-        if existing:
+        if existing and existing != "expired":
             announcements.stop(ctx, existing)
         return
     if existing:
@@ -292,21 +297,40 @@ def _apply_announcement(ctx, client: CentralClient, pub: dict) -> None:
         return
     tz = ZoneInfo(ctx.settings.timezone)
     now = ctx.clock.now()
-    at = now + ANNOUNCEMENT_LEAD
-    if data.get("play_at"):
-        wanted = datetime.fromisoformat(data["play_at"])
-        wanted = wanted if wanted.tzinfo else wanted.replace(tzinfo=tz)
-        at = max(wanted, at)
-    local = at.astimezone(tz)
-    if local.second or local.microsecond:  # schedules are by the minute: round up, never early
-        local = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    rrule = schedule.Recurrence("once", local.date(), local.time()).to_rrule(ctx.settings.timezone)
+    urgent = bool(data.get("urgent"))
+    expires = _expiry(data.get("expires_at"))
+    if expires is not None and expires <= now:
+        log.warning("announcement %s expired at %s before it arrived; not played", pub["id"], expires)
+        sync_state.set_state(ctx.db, **{key: "expired"})
+        return
+    rrule = None  # urgent: play now
+    if not urgent:
+        at = now + ANNOUNCEMENT_LEAD
+        if data.get("play_at"):
+            wanted = datetime.fromisoformat(data["play_at"])
+            wanted = wanted if wanted.tzinfo else wanted.replace(tzinfo=tz)
+            at = max(wanted, at)
+        local = at.astimezone(tz)
+        if local.second or local.microsecond:  # schedules are by the minute: round up, never early
+            local = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        rrule = schedule.Recurrence("once", local.date(), local.time()).to_rrule(ctx.settings.timezone)
     row = _fetch_audio(ctx, client, audio)
     announcement_id = announcements.create(ctx, {
         "audio_id": row["id"], "title": data.get("title_km") or data.get("title_en") or "",
-        "rrule": rrule, "repeats": int(data.get("repeats") or 1), "urgent": bool(data.get("urgent")),
+        "rrule": rrule, "repeats": int(data.get("repeats") or 1), "urgent": urgent,
+        "publication_id": pub["id"], "expires_at": expires,
     }, media_rows=[row], now=now)
     sync_state.set_state(ctx.db, **{key: announcement_id})
+
+
+def _expiry(text) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _fetch_audio(ctx, client: CentralClient, audio: dict) -> dict:

@@ -1,13 +1,18 @@
 """The hub's outbox: the records and media files that must reach the central server.
 
-The only code that writes ``sync_outbox``, ``sync_seen`` and ``sync_media``; the
-sync state and data budget are in :mod:`hub.sync.state`, pulled publications in
-:mod:`hub.sync.inbox`, and the Telegram queue in :mod:`hub.sync.telegram`.
+The only code that writes ``sync_outbox``, ``sync_seen`` and ``sync_media``, and that
+empties ``sync_changes`` (triggers fill it); the sync state and data budget are in
+:mod:`hub.sync.state`, pulled publications in :mod:`hub.sync.inbox`, and the Telegram
+queue in :mod:`hub.sync.telegram`.
 
 Records are not copied into the outbox by the modules that write them.
 Instead :func:`scan` looks at each source table in :data:`SOURCES` (tables
 that do not exist yet are skipped, and picked up once a migration makes
-them) and turns every new or changed row into a wire record:
+them) and turns every new or changed row into a wire record. Which rows
+changed, it reads from ``sync_changes``, the log the tables' triggers
+write (migration 0013): a scan costs what changed since the last one, not
+the size of the tables. A source without such triggers is compared row by
+row with ``sync_seen``.
 
 - a row seen for the first time travels under its own UUID;
 - a row that changed later (a clerk's status or reply, a corrected
@@ -30,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 
 from hub import feedback
 from hub.core.db import new_id, transaction, utcnow
-from hub.core.media import sha256_of
+from hub.core.files import sha256_of
 from hub.sync.wire import canonical
 from hub.voice import transcripts
 
@@ -52,19 +57,22 @@ class Source:
     """A table whose rows travel to the central server, as records of *kind*.
 
     *where* (SQL on the table's alias ``t``) picks the rows that may leave the hub.
+    *logged*: triggers write the table's changes to ``sync_changes``, so a scan
+    reads only those; otherwise it compares every row with ``sync_seen``.
     """
 
     table: str
     kind: str
     data: object = _plain_data
     where: str = ""
+    logged: bool = False
 
 
 #: Every table the hub sends; what of a row leaves is decided by the module that owns the table.
 SOURCES: tuple[Source, ...] = (
-    Source("feedback", "feedback", feedback.outgoing),
-    Source("transcripts", "transcript", transcripts.outgoing, transcripts.SHARED_ROWS),
-    Source("play_log", "play"),
+    Source("feedback", "feedback", feedback.outgoing, logged=True),
+    Source("transcripts", "transcript", transcripts.outgoing, transcripts.SHARED_ROWS, logged=True),
+    Source("play_log", "play", logged=True),
 )
 
 
@@ -96,7 +104,8 @@ def scan(ctx) -> int:
 def unscanned(db) -> int:
     """How many records the next :func:`scan` would make; it reads only, and writes nothing."""
     return sum(1 for source, has_updated_at in _sources(db)
-               for _row, data, _fp in _changes(db, source, has_updated_at) if data)
+               for batch, _upto in _changes(db, source, has_updated_at)
+               for _row, data, _fp in batch if data)
 
 
 def unsent(db) -> int:
@@ -104,8 +113,18 @@ def unsent(db) -> int:
     return counts(db)["pending"] + unscanned(db)
 
 
+BATCH = 500
+
+
 def _changes(db, source: Source, has_updated_at: bool):
-    """(row, data, fingerprint seen before) for each changed row; data is empty when only the marker moves."""
+    """Batches of (row, data, fingerprint seen before), each with the last change-log seq it covers.
+
+    data is empty when the row has nothing new to send (only its marker moves, or it
+    may not leave the hub, or it is gone).
+    """
+    if source.logged:
+        yield from _logged_changes(db, source)
+        return
     if has_updated_at:
         recent = (datetime.now(UTC) - timedelta(seconds=RECENT_SECONDS)).isoformat(timespec="seconds")
         sql = (f"select t.*, s.fingerprint as _fp from {source.table} t left join sync_seen s"
@@ -118,30 +137,54 @@ def _changes(db, source: Source, has_updated_at: bool):
         args = [source.table]
     if source.where:
         sql += f" and ({source.where})"
+    batch = []
     for row in db.query(sql, args):
         seen_fp = row.pop("_fp")
         data = source.data(row)
         if fingerprint(data) == seen_fp:
             if has_updated_at:
-                yield row, {}, None
-            continue
-        yield row, data, seen_fp
+                batch.append((row, {}, None))
+        else:
+            batch.append((row, data, seen_fp))
+        if len(batch) >= BATCH:
+            yield batch, None
+            batch = []
+    if batch:
+        yield batch, None
+
+
+def _logged_changes(db, source: Source):
+    # The log is read first, in full (it holds what changed since the last scan, one line a
+    # write): the scan deletes from it while it works through the batches.
+    changed = db.conn.execute(
+        "select source_id, max(seq) as upto from sync_changes where source = ? group by source_id order by upto",
+        (source.table,)).fetchall()
+    ok = f"({source.where})" if source.where else "1"
+    for i in range(0, len(changed), BATCH):
+        part = changed[i:i + BATCH]
+        marks = ", ".join("?" * len(part))
+        rows = {r["id"]: r for r in db.query(
+            f"select t.*, s.fingerprint as _fp, {ok} as _ok from {source.table} t left join sync_seen s"
+            f" on s.source = ? and s.source_id = t.id where t.id in ({marks})",
+            [source.table, *(c[0] for c in part)])}
+        batch = []
+        for source_id, _upto in part:
+            row = rows.get(source_id)
+            if row is None:
+                continue  # deleted since
+            seen_fp, may_leave = row.pop("_fp"), row.pop("_ok")
+            data = source.data(row) if may_leave else {}
+            if data and fingerprint(data) != seen_fp:
+                batch.append((row, data, seen_fp))
+        yield batch, part[-1][1]
 
 
 def _scan_source(ctx, source: Source, has_updated_at: bool) -> int:
-    made = 0
-    batch: list[tuple[dict, dict, str | None]] = []
-    for change in _changes(ctx.db, source, has_updated_at):
-        batch.append(change)
-        if len(batch) >= 500:
-            made += _enqueue_rows(ctx, source, batch)
-            batch = []
-    if batch:
-        made += _enqueue_rows(ctx, source, batch)
-    return made
+    return sum(_enqueue_rows(ctx, source, batch, upto)
+               for batch, upto in _changes(ctx.db, source, has_updated_at))
 
 
-def _enqueue_rows(ctx, source: Source, batch) -> int:
+def _enqueue_rows(ctx, source: Source, batch, upto: int | None) -> int:
     made = 0
     now = utcnow()
     with transaction(ctx.db) as conn:
@@ -168,6 +211,9 @@ def _enqueue_rows(ctx, source: Source, batch) -> int:
                 (source.table, row["id"], marker, fingerprint(data)),
             )
             made += 1
+        if upto is not None:
+            # Lines written after the log was read have a larger seq, and wait for the next scan.
+            conn.execute("delete from sync_changes where source = ? and seq <= ?", (source.table, upto))
     return made
 
 

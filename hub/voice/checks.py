@@ -87,11 +87,12 @@ def findings(settings, db=None) -> list[Finding]:
             replaced = set()
         left = [k for k in prompts.PROMPTS if k not in replaced]
         if left:
-            out.append(Finding("speech", WARN, N_("%(left)s of %(all)s kiosk prompts are still synthetic English"
-                                                  " placeholders; record Khmer ones in the console"),
+            out.append(Finding("speech", WARN, N_("%(left)s of %(all)s spoken prompts (kiosk and portal) are still"
+                                                  " synthetic English placeholders; record Khmer ones in the"
+                                                  " console (Spoken prompts)"),
                                {"left": len(left), "all": len(prompts.PROMPTS)}))
         else:
-            out.append(Finding("speech", OK, N_("every kiosk prompt has a clerk's recording")))
+            out.append(Finding("speech", OK, N_("every spoken prompt (kiosk and portal) has a clerk's recording")))
     if settings.button_pin:
         try:
             free = shutil.disk_usage(settings.data_dir).free / (1024 * 1024)

@@ -1,6 +1,7 @@
-"""The kiosk's spoken prompts: defaults in ``audio/prompts/``, clerks' replacements in the store.
+"""The spoken prompts of the kiosk and the portal: defaults in ``audio/prompts/``, clerks' replacements in the store.
 
-No Khmer text-to-speech exists, so the defaults shipped are synthetic
+No Khmer text-to-speech exists (none is packaged for Debian or PyPI, and
+espeak-ng and Piper have no Khmer voice), so the defaults shipped are synthetic
 placeholders (English from espeak-ng, and a tone), listed as such in
 ``audio/prompts/manifest.json`` and in the console. A clerk records or
 uploads a Khmer replacement for each; it goes through the media pipeline
@@ -61,6 +62,18 @@ PROMPTS: dict[str, str] = {
     "status_answered": N_("The commune has answered your message. The answer is on this page."),
     "status_closed": N_("Your message is closed."),
 }
+#: Prompts the portal's pages play (hub.web.voice); the others only the kiosk does.
+PORTAL = frozenset({"portal_welcome", "portal_help", "your_number_is", "thank_you_number",
+                    "status_new", "status_in_progress", "status_answered", "status_closed",
+                    *(f"digit_{d}" for d in range(10))})
+KIOSK = frozenset(k for k in PROMPTS if not k.startswith(("portal_", "your_number_is", "status_")))
+
+
+def heard_on(key: str) -> list[str]:
+    """Where villagers hear *key*: "kiosk", "portal" or both."""
+    return [where for where, keys in (("kiosk", KIOSK), ("portal", PORTAL)) if key in keys]
+
+
 #: The longest replacement accepted, in seconds.
 MAX_PROMPT_SECONDS = 30
 
@@ -89,7 +102,8 @@ def make_placeholders(out_dir: Path | None = None) -> dict:
     manifest = {
         "placeholder": True,
         "note": "Synthetic placeholders. No Khmer text-to-speech exists: a clerk replaces each"
-                " prompt with a Khmer recording in the console (Kiosk prompts).",
+                " prompt with a Khmer recording in the console (Spoken prompts); the kiosk and the"
+                " portal then play it.",
         "prompts": entries,
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
@@ -126,6 +140,7 @@ def listing(db, directory: Path | None = None) -> list[dict]:
             "default_exists": default_file.is_file(),
             "placeholder": r is None and default.get("placeholder", True),
             "made_with": default.get("made_with", ""),
+            "heard_on": heard_on(key),
         })
     return out
 

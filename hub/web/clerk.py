@@ -25,7 +25,7 @@ CONSOLE_MENU = [
     ("clerk_sync.status", "sync", N_("Sync")),
     ("clerk_announcements.index", "loudspeaker", N_("Announcements")),
     ("clerk_voice.recordings", "mic", N_("Recordings")),
-    ("clerk_voice.prompts", "listen", N_("Kiosk prompts")),
+    ("clerk_voice.prompts", "listen", N_("Spoken prompts")),
     ("clerk_poster.poster", "qr", N_("Poster")),
 ]
 

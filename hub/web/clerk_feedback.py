@@ -103,18 +103,24 @@ def _template_message(e: reply_templates.TemplateError) -> str:
     return _("A template needs a title and a text.")
 
 
+def _save_template(save, page: str, done_message: str, **page_values):
+    """Save a template from the form with *save(title, body)*; on a refusal, the *page* again with why."""
+    try:
+        save(request.form.get("title", ""), request.form.get("body", ""))
+    except reply_templates.TemplateError as e:
+        return render_template(page, form=request.form, error=_template_message(e), **page_values), 400
+    done(done_message)
+    return redirect(url_for("clerk_feedback.templates"), code=303)
+
+
 @bp.route("/templates", methods=["GET", "POST"])
 @login_required
 def templates():
     db = hub_context().db
     if request.method == "POST":
-        try:
-            reply_templates.create(db, request.form.get("title", ""), request.form.get("body", ""))
-        except reply_templates.TemplateError as e:
-            return render_template("clerk/reply_templates.html", items=reply_templates.all_templates(db),
-                                   form=request.form, error=_template_message(e)), 400
-        done(_("Template added."))
-        return redirect(url_for("clerk_feedback.templates"), code=303)
+        return _save_template(lambda title, body: reply_templates.create(db, title, body),
+                              "clerk/reply_templates.html", _("Template added."),
+                              items=reply_templates.all_templates(db))
     return render_template("clerk/reply_templates.html", items=reply_templates.all_templates(db), form={},
                            error=None)
 
@@ -127,13 +133,8 @@ def template(template_id: str):
     if row is None:
         abort(404)
     if request.method == "POST":
-        try:
-            reply_templates.update(db, template_id, request.form.get("title", ""), request.form.get("body", ""))
-        except reply_templates.TemplateError as e:
-            return render_template("clerk/reply_template.html", item=row, form=request.form,
-                                   error=_template_message(e)), 400
-        done(_("Template saved."))
-        return redirect(url_for("clerk_feedback.templates"), code=303)
+        return _save_template(lambda title, body: reply_templates.update(db, template_id, title, body),
+                              "clerk/reply_template.html", _("Template saved."), item=row)
     return render_template("clerk/reply_template.html", item=row, form=row, error=None)
 
 

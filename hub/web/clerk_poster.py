@@ -6,8 +6,6 @@ It is a web page with print CSS for A4 (the browser's print or "save as PDF" mak
 
 from __future__ import annotations
 
-import segno
-import segno.helpers
 from flask import Blueprint, render_template
 from markupsafe import Markup
 
@@ -33,6 +31,8 @@ WORDS = {
 
 def wifi_text(ssid: str, passphrase: str | None = None) -> str:
     """The Wi-Fi join text phones' cameras read: ``WIFI:T:WPA;S:name;P:secret;;``, or ``T:nopass`` when open."""
+    import segno.helpers  # about 1 MB in every hub-web process, for a page a clerk prints once
+
     if passphrase:
         return segno.helpers.make_wifi_data(ssid=ssid, password=passphrase, security="WPA")
     return segno.helpers.make_wifi_data(ssid=ssid, password=None, security="nopass")
@@ -40,6 +40,8 @@ def wifi_text(ssid: str, passphrase: str | None = None) -> str:
 
 def qr_svg(text: str, label: str) -> Markup:
     """*text* as a QR code in inline SVG (medium error correction: a poster gets dirty), named *label*."""
+    import segno  # see wifi_text
+
     svg = segno.make(text, error="m", micro=False).svg_inline(scale=1, border=4, omitsize=True, title=label,
                                                               svgclass="qr", lineclass=None)
     return Markup(svg.replace("<svg ", f'<svg role="img" aria-label="{Markup.escape(label)}" ', 1))

@@ -1,4 +1,4 @@
-"""Clerk console: recordings and their transcripts, corrections, and the kiosk's prompts."""
+"""Clerk console: recordings and their transcripts, corrections, and the spoken prompts (kiosk and portal)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,14 @@ from hub.voice import models, transcripts
 from hub.voice import prompts as prompts_mod
 from hub.web.console import done
 from hub.web.current import hub_context, hub_settings
-from hub.web.i18n import N_, _
+from hub.web.i18n import N_, _, in_language
 from hub.web.security import login_required
 from hub.web.uploads import media_message
 
 bp = Blueprint("clerk_voice", __name__, url_prefix="/clerk/voice")
 
+#: Where a prompt is heard, in the console's words.
+HEARD_ON_WORDS = {"kiosk": N_("Kiosk"), "portal": N_("Portal pages")}
 LANGUAGE_WORDS = {"km": N_("Khmer"), "en": N_("English"), "ko": N_("Korean")}
 STATE_WORDS = {
     "pending": N_("Waiting for the transcriber"),
@@ -83,13 +85,24 @@ def retry(transcript_id: str):
     return redirect(url_for("clerk_voice.transcript", transcript_id=transcript_id), code=303)
 
 
+def _prompt_items() -> list[dict]:
+    """The prompts with the Khmer words a clerk says, whatever the console's language."""
+    items = prompts_mod.listing(hub_context().db)
+    for p in items:
+        p["khmer"] = in_language(p["text"], "km")
+    return items
+
+
+def _prompts_page(items: list[dict], **values) -> str:
+    return render_template("clerk/voice_prompts.html", items=items, heard_on_words=HEARD_ON_WORDS,
+                           placeholders=[p for p in items if p["placeholder"]],
+                           recorded=[p for p in items if not p["placeholder"]], **values)
+
+
 @bp.route("/prompts", methods=["GET"])
 @login_required
 def prompts():
-    items = prompts_mod.listing(hub_context().db)
-    return render_template("clerk/voice_prompts.html", items=items, error=request.args.get("error"),
-                           saved=request.args.get("saved"),
-                           placeholders=sum(1 for p in items if p["placeholder"]))
+    return _prompts_page(_prompt_items(), error=request.args.get("error"), saved=request.args.get("saved"))
 
 
 @bp.route("/prompts/<key>", methods=["POST"])
@@ -100,7 +113,7 @@ def replace_prompt(key: str):
     ctx = hub_context()
     if request.form.get("reset"):
         prompts_mod.reset(ctx, key)
-        done(_("The kiosk uses the placeholder again."))
+        done(_("The kiosk and the portal use the placeholder again."))
         return redirect(url_for("clerk_voice.prompts", saved=key) + f"#p-{key}", code=303)
     field = request.files.get("audio")
     if field is None or not (field.filename or field.content_length):
@@ -116,14 +129,12 @@ def replace_prompt(key: str):
             if e.code == "too_long":
                 return _prompts_error(key, _("A prompt must be shorter than 30 seconds."))
             return _prompts_error(key, media_message(e))
-    done(_("Saved. The kiosk says it with your recording now."))
+    done(_("Saved. The kiosk and the portal say it with your recording now."))
     return redirect(url_for("clerk_voice.prompts", saved=key) + f"#p-{key}", code=303)
 
 
 def _prompts_error(key: str, message: str):
-    items = prompts_mod.listing(hub_context().db)
-    return render_template("clerk/voice_prompts.html", items=items, error=message, error_key=key,
-                           saved=None, placeholders=sum(1 for p in items if p["placeholder"])), 400
+    return _prompts_page(_prompt_items(), error=message, error_key=key, saved=None), 400
 
 
 @bp.route("/prompts/<key>/default.wav")

@@ -18,6 +18,15 @@ CSP = ("default-src 'self'; img-src 'self' data:; media-src 'self' blob:; style-
        " script-src 'self'; form-action 'self'; frame-ancestors 'none'")
 
 
+def proxy_body_mb(settings) -> int:
+    """nginx's body limit: twice the app's, and a megabyte more.
+
+    A body between the two reaches the app, which refuses it with the form again and the
+    villager's typed text kept (hub.web.errors); only a body past this gets nginx's own page.
+    """
+    return 2 * settings.max_upload_mb + 1
+
+
 def static_versions() -> dict[str, str]:
     out = {}
     for p in STATIC_DIR.rglob("*"):

@@ -10,10 +10,12 @@ from hub.core.daemon import load_settings, setup_logging
 from hub.core.errors import HubError
 from hub.web import create_app
 
-#: One worker of eight threads: nginx serves the cached villager pages, so the app renders
+#: One worker of sixteen threads: nginx serves the cached villager pages, so the app renders
 #: only what changed, posts and the console; a second worker would cost ~30 MB of a 1 GB Pi.
+#: Uploads converting or waiting in line (conversion_slots + conversion_queue, 10 by default)
+#: each hold a thread, and the pages keep the rest.
 WORKERS = 1
-THREADS = 8
+THREADS = 16
 
 
 def serve_gunicorn(settings, bind: str | None = None, workers: int = WORKERS) -> int:

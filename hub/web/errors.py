@@ -8,16 +8,19 @@ and nginx's ``error_page`` lines point at them (hub.net.nginx).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from flask import g, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.formparser import FormDataParser
+from werkzeug.wsgi import get_input_stream
 
 from hub import feedback
+from hub.core.files import make_dir, write_durably
 from hub.core.khmer import digits
-from hub.core.media import make_dir, write_durably
 from hub.core.words import N_
-from hub.web.current import hub_settings, lang
+from hub.web.current import hub_settings, lang, proxy_body_mb
 from hub.web.i18n import _, in_language
 
 #: status -> (title, what to do), as catalogue text.
@@ -32,6 +35,10 @@ PAGES = {
     504: (N_("The hub is busy"), N_("Please wait a minute and reload the page.")),
     429: (N_("Too many tries from this phone"), N_("Please wait a few minutes, then try again.")),
 }
+#: nginx's own 413 comes before the app reads anything, so it cannot give the form back. The
+#: browser still has it: Back shows the form with what was typed (tests/net/test_upload_browser.py).
+BACK_KEEPS_TEXT = N_("Press your phone's Back button: what you wrote is still there. Then choose a shorter"
+                     " recording, or none, and send again.")
 #: The pages nginx serves itself, and where it finds them (hub.net.nginx).
 NGINX_PAGES = (403, 404, 413, 429, 502, 504)
 
@@ -48,16 +55,62 @@ def page(status: int, static: bool = False) -> str:
     """The page for *status* in the visitor's language; a static one has Khmer, then English."""
     title, text = PAGES[status]
     langs = ("km", "en") if static else (lang(),)
-    lines = [(code, in_language(title, code), in_language(text, code) % {"minutes": digits(_minutes(), code)})
-             for code in langs]
+    lines = []
+    for code in langs:
+        said = in_language(text, code) % {"minutes": digits(_minutes(), code)}
+        if static and status == 413:
+            said += " " + in_language(BACK_KEEPS_TEXT, code)
+        lines.append((code, in_language(title, code), said))
     return render_template("error.html", status=status, lines=lines, static=static)
 
 
+#: The form's text fields that come back when a body is refused (the file never does).
+TYPED_FIELDS = ("category", "body", "name", "phone", "village", "consent_share")
+#: The most text read back from a refused form (the message box holds 4,000 characters).
+TYPED_BYTES = 64 * 1024
+
+
+class _Dropped(io.RawIOBase):
+    """Where a refused body's file goes: nowhere."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0
+
+
+def typed_fields() -> dict:
+    """The text a villager typed in a form whose body is over the app's limit.
+
+    The body is read through once with its files dropped, up to nginx's own limit (a body
+    past that never gets here behind nginx); nothing of it is stored.
+    """
+    if request.mimetype != "multipart/form-data":
+        return {}
+    cap = proxy_body_mb(hub_settings()) * 1024 * 1024
+    if (request.content_length or 0) > cap:
+        return {}
+    parser = FormDataParser(stream_factory=lambda *a, **k: _Dropped(), max_form_memory_size=TYPED_BYTES,
+                            max_form_parts=100)
+    try:
+        stream = get_input_stream(request.environ, max_content_length=cap)
+        _stream, form, _files = parser.parse(stream, request.mimetype, request.content_length,
+                                             request.mimetype_params)
+    except (HTTPException, ValueError, OSError):
+        return {}
+    return {k: form[k] for k in TYPED_FIELDS if k in form}
+
+
 def _feedback_too_big():
-    """An upload over the limit: the form again, saying how long a recording may be."""
+    """An upload over the limit: the form again with what was typed, saying how long a recording may be."""
     message = _("That recording is too big. A recording may be up to %(minutes)s minutes long."
                 " Please record a shorter message and send it again.", minutes=_minutes())
-    return render_template("feedback.html", categories=feedback.CATEGORIES, form={}, error=message), 413
+    return render_template("feedback.html", categories=feedback.CATEGORIES, form=typed_fields(),
+                           error=message), 413
 
 
 def init_app(app) -> None:

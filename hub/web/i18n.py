@@ -8,11 +8,12 @@ speaker can review it. The catalogue is read once when the app is built.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from flask import abort, current_app, g, redirect, request
 from markupsafe import Markup
 
-from hub.core import khmer
+from hub.core import khmer, lunar
 from hub.core.words import LANGUAGES, N_, load_catalog
 from hub.web.current import hub_context, hub_settings
 from hub.web.redirects import safe_next
@@ -36,7 +37,7 @@ def init_app(app) -> None:
         return {"_": gettext, "lang": current, "other_lang": "en" if current == "km" else "km",
                 "num": lambda v: khmer.digits(v, current),
                 "day": lambda v: khmer.format_day(v, current),
-                "moment": _moment, "both": both, "breaks": khmer.add_break_points,
+                "moment": _moment, "lunar": _lunar, "both": both, "breaks": khmer.add_break_points,
                 "status_word": lambda s: gettext(STATUS_WORDS.get(s, s))}
 
 
@@ -80,6 +81,18 @@ def _moment(value) -> str:
     # The central server's console has no hub context: its "now" is its own clock.
     now = hub_context().clock.now() if "HUB_CONTEXT" in current_app.config else datetime.now(UTC)
     return khmer.format_friendly(value, now, g.get("lang", "km"), hub_settings().timezone)
+
+
+def _lunar(value) -> str:
+    """The Khmer lunar day of *value* in local time, e.g. ថ្ងៃសុក្រ ៥ កើត ខែពិសាខ ("" outside 1900-2199)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    day = lunar.lunar_date(value.astimezone(ZoneInfo(hub_settings().timezone)).date())
+    if day is None:
+        return ""
+    return day.khmer() if g.get("lang", "km") == "km" else day.english()
 
 
 def switch_language(code: str):

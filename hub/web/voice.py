@@ -18,7 +18,7 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, send_file
 from markupsafe import Markup
 
-from hub.core.media import write_durably
+from hub.core.files import write_durably
 from hub.voice import prompts
 from hub.web.current import hub_context, hub_settings
 from hub.web.icons import icon

@@ -60,7 +60,7 @@ systemd-nspawn -q -D "$root" --register=no --keep-unit --resolv-conf=copy-host \
 		sh /var/tmp/hub-install/install-hub.sh /var/tmp/hub-install
 		# gpiozero'"'"'s pin library: Raspberry Pi OS has python3-lgpio, Debian
 		# has none; this one drives /dev/gpiochip* of the upstream kernel.
-		/opt/hub/venv/bin/pip install --quiet lgpio==0.2.2.0' >&2
+		/opt/hub/current/bin/pip install --quiet lgpio==0.2.2.0' >&2
 # What only this image needs (Raspberry Pi OS brings its own).
 cp -a "$here/files/." "$root/"
 # The compilers go (build-only.list), and the files dpkg.cfg.d/hub-image
@@ -76,7 +76,7 @@ systemd-nspawn -q -D "$root" --register=no --keep-unit sh -c "set -e
 	systemctl enable systemd-networkd.service
 	systemctl disable systemd-networkd-wait-online.service 2>/dev/null || true
 	ffmpeg -hide_banner -loglevel error -f lavfi -i anullsrc=d=0.1 -f null -
-	/opt/hub/venv/bin/python -c 'import pyaudio, vosk, lgpio'
+	/opt/hub/current/bin/python -c 'import pyaudio, vosk, lgpio'
 	hub --help >/dev/null" >&2
 rm -rf "$root/var/tmp/hub-install" "$root/etc/resolv.conf" "$root/root/.cache"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.announce.player import CHUNK_FRAMES, FADE_FRAMES, fade_out
 from tests.conftest import ROOT
 
 RATE = 48000
@@ -145,6 +146,16 @@ class DaemonRun:
         report = json.loads(self.report_file.read_text())
         assert not report["hung"], "the announcer thread did not stop"
         return report
+
+
+def assert_cut_cleanly(cut: bytes, whole: bytes) -> None:
+    """*cut* is *whole* up to a chunk boundary, then the next 30 ms fading to silence (no click)."""
+    k = len(cut) - FADE_FRAMES * 2
+    assert k > 0 and k % (CHUNK_FRAMES * 2) == 0, (len(cut), k)
+    assert whole.startswith(cut[:k])
+    assert cut[k:] == fade_out(whole[k:k + CHUNK_FRAMES * 2])
+    last = int.from_bytes(cut[-2:], "little", signed=True)
+    assert abs(last) <= 32768 // FADE_FRAMES + 1  # ends one step from silence
 
 
 def wait_for(predicate, timeout: float = 15.0, step: float = 0.05):

@@ -9,13 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hub import accounts
 from hub.announce import store
-from hub.core.context import open_context
-from hub.core.settings import load
-from hub.migrations import MIGRATIONS
 from tests.announce.test_console import month_with_mondays_and_thursdays
-from tests.livehub import LiveHub
+from tests.livehub import hub_with_clerk
 from tests.phone_audio import encode, tone_wav
 
 pytestmark = pytest.mark.browser
@@ -27,13 +23,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 @pytest.fixture
 def live(tmp_path):
-    hub = LiveHub(tmp_path / "data").start()
-    ctx = open_context(load(env={"HUB_DATA_DIR": str(hub.data_dir)}), MIGRATIONS)
-    accounts.add_user(ctx.db, "clerk1", "correct horse", "clerk")
-    hub.ctx = ctx
-    yield hub
-    hub.stop()
-    ctx.close()
+    with hub_with_clerk(tmp_path / "data") as hub:
+        yield hub
 
 
 def test_clerk_schedules_monday_and_thursday_twice_and_sees_the_week(live, tmp_path, artifacts):

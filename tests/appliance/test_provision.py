@@ -328,6 +328,7 @@ def test_first_boot_moves_a_provisioned_card_into_place(sd_image, tmp_path):
     wants = etc / "systemd" / "system" / "multi-user.target.wants" / "hub.target"
     assert wants.is_symlink()
     assert (etc / "systemd" / "system" / "timers.target.wants" / "hub-doctor.timer").is_symlink()
+    assert (etc / "systemd" / "system" / "multi-user.target.wants" / "hub-settings.path").is_symlink()
     # The boot-partition copy, with the secrets, is gone.
     assert not (root / "boot" / "firmware" / "hub").exists()
 

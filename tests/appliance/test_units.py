@@ -23,6 +23,7 @@ SERVED = ("hub-recorder", "hub-transcriber", "hub-sync")
 
 def our_units() -> list[Path]:
     units = sorted(SYSTEMD_DIR.glob("*.service")) + sorted(SYSTEMD_DIR.glob("*.timer"))
+    units += sorted(SYSTEMD_DIR.glob("*.path"))
     return units + sorted(SYSTEMD_DIR.glob("*.target")) + [FIRSTBOOT_DIR / "hub-firstboot.service"]
 
 
@@ -102,7 +103,7 @@ def test_daemons_keep_the_rules():
         assert "hub-migrate.service" in " ".join(unit.get("After", [])), name
         env, exe = svc["ExecStart"][0].split()[:2]
         assert env == "/usr/bin/env", svc["ExecStart"]
-        assert any(e.startswith("PATH=/opt/hub/venv/bin:") for e in svc["Environment"]), name
+        assert any(e.startswith("PATH=/opt/hub/current/bin:") for e in svc["Environment"]), name
         assert exe in scripts, f"{exe} is not a console script in pyproject.toml"
         caps = svc.get("CapabilityBoundingSet", [""])[0]
         if name in ("hub-web", "hub-sync"):

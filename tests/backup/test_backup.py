@@ -60,6 +60,8 @@ def old_card(tmp_path_factory):
     accounts.add_user(ctx.db, "sokha", "a long password", "clerk")
     hub_id = ctx.hub_id
     ctx.close()
+    # A change the central console made.
+    (tmp_path / "old" / "data" / settings_mod.REMOTE_FILE).write_text('quiet_hours_start = "22:30"\n')
     hub(["backup", str(tmp_path / "made.tar")], config)
     return config, hub_id, [voiced, texted]
 
@@ -92,6 +94,7 @@ def test_a_backup_restored_onto_a_new_card_is_the_same_hub(old_card, tmp_path):
     with tarfile.open(made[0]) as tar:
         names = tar.getnames()
     assert names[0] == "manifest.json" and "hub.db" in names and "hub.toml" in names
+    assert settings_mod.REMOTE_FILE in names
     assert sum(n.startswith("media/") for n in names) == 3  # master, web copy, loudspeaker copy
 
     new = make_card(tmp_path, "new")
@@ -106,6 +109,7 @@ def test_a_backup_restored_onto_a_new_card_is_the_same_hub(old_card, tmp_path):
     try:
         assert ctx.hub_id == hub_id
         assert ctx.settings.central_token == "t0ken-of-the-old-hub"
+        assert ctx.settings.quiet_hours_start == "22:30", "the central console's changes came back too"
         assert ctx.secret_key() == "s3cret-of-the-old-hub"
         got = {f["receipt"]: f for f in ctx.db.query("select * from feedback")}
         assert set(got) == {i["receipt"] for i in items}

@@ -96,6 +96,7 @@ class WebStack:
         workers: int = 2,
         deployed: bool | None = None,
         as_installed: bool = False,
+        site_edits: dict[str, str] | None = None,
     ):
         self.tmp = Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
@@ -103,6 +104,8 @@ class WebStack:
         self.workers = workers
         # The site exactly as `hub netconfig` installs it (its own listen addresses), not test ports.
         self.as_installed = as_installed
+        # Exact replacements in the rendered site (e.g. a shorter timeout); each must match once.
+        self.site_edits = site_edits or {}
         self.deployed = os.geteuid() == 0 if deployed is None else deployed
         # A unix socket path must stay under 108 bytes; pytest's tmp paths can be long. As
         # deployed, everything the hub and nginx's workers touch is here too: pytest's tmp
@@ -185,6 +188,12 @@ class WebStack:
                 nginx.nginx_site(self.settings, villager_listen=self.villager_listen, staff_listen=self.staff_listen,
                                  static=static)
             )
+        text = site.read_text()
+        for before, after in self.site_edits.items():
+            if text.count(before) < 1:
+                raise ValueError(f"site edit: {before!r} is not in the rendered site")
+            text = text.replace(before, after)
+        site.write_text(text)
         main = self.prefix / "nginx.conf"
         main.write_text(nginx.nginx_standalone(site, self.prefix, user=NGINX_USER if self.deployed else None))
         return main

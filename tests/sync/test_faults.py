@@ -84,7 +84,7 @@ def test_2000_records_and_50_recordings_arrive_exactly_once_through_faults(centr
 
 def recording(ctx, content: bytes, body: str = "long recording") -> dict:
     """A feedback item, shared with the district, with *content* as its recording's web copy."""
-    from hub.core.media import write_durably
+    from hub.core.files import write_durably
 
     media_id = new_id()
     name = f"{media_id}.web.mp3"

@@ -236,3 +236,89 @@ def test_proof_of_play_rows_travel_as_play_records(ctx, tmp_path):
     (play,) = records(ctx, "play")
     assert play["data"]["title"] == "Vaccination day" and play["data"]["outcome"] == "played"
     assert outbox.scan(ctx) == 0
+
+
+def _scan_steps(ctx) -> int:
+    """SQLite virtual-machine steps (in thousands) one scan takes: what it reads, whatever the clock says."""
+    steps = [0]
+
+    def count():
+        steps[0] += 1
+        return 0
+
+    ctx.db.conn.set_progress_handler(count, 1000)
+    try:
+        outbox.scan(ctx)
+    finally:
+        ctx.db.conn.set_progress_handler(None, 0)
+    return steps[0]
+
+
+def _many_feedback(ctx, n: int) -> None:
+    import uuid
+
+    hub_id = ctx.hub_id
+    with transaction(ctx.db) as conn:  # as a script or a restore would write them: the triggers log them all the same
+        conn.executemany(
+            "insert into feedback (id, hub_id, receipt, source, category, body, status, created_at, updated_at)"
+            " values (?, ?, ?, 'portal', 'water', ?, 'new', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')",
+            [(str(uuid.uuid4()), hub_id, f"{i:06d}", f"Message {i}") for i in range(n)])
+
+
+def test_a_scan_with_nothing_new_costs_the_same_for_10_rows_as_for_3000(make_settings, tmp_path):
+    from hub.core.context import open_context
+    from hub.migrations import MIGRATIONS
+
+    steps = {}
+    for n in (10, 3000):
+        ctx = open_context(make_settings(data_dir=tmp_path / f"grow{n}"), MIGRATIONS)
+        _many_feedback(ctx, n)
+        assert outbox.scan(ctx) == n
+        assert ctx.db.conn.execute("select count(*) from sync_changes").fetchone()[0] == 0
+        steps[n] = _scan_steps(ctx)
+        # ... and a change among many is found and sent.
+        one = ctx.db.conn.execute("select id from feedback limit 1").fetchone()[0]
+        feedback.set_status(ctx, one, "closed")
+        assert outbox.scan(ctx) == 1
+        ctx.close()
+    assert steps[3000] <= steps[10] + 2, steps
+
+
+def test_a_transcript_leaves_once_its_sender_agrees_later(ctx, tmp_path):
+    from hub.voice import transcripts
+    from tests.phone_audio import tone_wav
+
+    row = ctx.media.prepare_audio(tone_wav(tmp_path / "a.wav", seconds=0.5))
+    fid = feedback.submit(ctx, {"category": "water", "body": "later", "consent_share": "0"}, row)["id"]
+    transcripts.enqueue_new(ctx)
+    (tid,) = [t["id"] for t in ctx.db.query("select id from transcripts")]
+    transcripts.correct(ctx, tid, "អណ្តូងខូច", "clerk1")
+    outbox.scan(ctx)
+    assert records(ctx, "transcript") == []
+    with transaction(ctx.db) as conn:
+        conn.execute("update feedback set consent_share = 1 where id = ?", (fid,))
+    outbox.scan(ctx)
+    (sent,) = records(ctx, "transcript")
+    assert sent["id"] == tid and sent["data"]["corrected_text"] == "អណ្តូងខូច"
+    assert outbox.unscanned(ctx.db) == 0
+
+
+def test_rows_written_before_the_change_log_are_looked_at_once_and_only_unsent_ones_travel(make_settings, tmp_path):
+    from hub.core.context import open_context
+    from hub.core.db import migrate
+    from hub.migrations import MIGRATIONS
+
+    before = [m for m in MIGRATIONS if m[0] != "0013_sync_changes"]
+    ctx = open_context(make_settings(data_dir=tmp_path / "old"), before)
+    _many_feedback(ctx, 3)
+    sent, waiting = [r["id"] for r in ctx.db.query("select * from feedback order by receipt")][:2]
+    row = next(ctx.db.query("select * from feedback where id = ?", [sent]))
+    with transaction(ctx.db) as conn:  # what the scan before 0013 recorded of a row it had sent
+        conn.execute("insert into sync_seen (source, source_id, marker, fingerprint) values ('feedback', ?, ?, ?)",
+                     (sent, row["updated_at"], outbox.fingerprint(feedback.outgoing(row))))
+    assert migrate(ctx.db, MIGRATIONS) == ["0013_sync_changes"]
+    assert outbox.unscanned(ctx.db) == 2
+    assert outbox.scan(ctx) == 2
+    assert sent not in {r["id"] for r in records(ctx)} and waiting in {r["id"] for r in records(ctx)}
+    assert outbox.scan(ctx) == 0
+    ctx.close()

@@ -130,7 +130,7 @@ def wait_for(what, timeout: float, interval: float = 1.0, message: str = ""):
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(message or f"timed out after {timeout} s")
+            raise AssertionError((message() if callable(message) else message) or f"timed out after {timeout} s")
         time.sleep(interval)
 
 

@@ -78,6 +78,17 @@ def test_prompts_page_lists_every_prompt_with_its_text_and_placeholder_mark(cler
     assert html.count(">Placeholder<") == len(prompts.PROMPTS) == 24
     assert html.count('accept="audio/*" capture') == len(prompts.PROMPTS)
     assert "24 prompts are still placeholders" in html
+    # The Khmer words to say, in either language of the console, and where each prompt is heard.
+    from hub.core.words import load_catalog
+
+    km_words = load_catalog("km")
+    km = clerk.get("/clerk/voice/prompts?lang=km").get_data(as_text=True)
+    assert len(km.encode()) < MAX_PAGE
+    for key, text in prompts.PROMPTS.items():
+        assert f'<span lang="km">{km_words[text]}</span>' in html and km_words[text] in km
+        card = re.search(rf'id="p-{key}".*?</div>', html, re.S).group(0)
+        assert ("Portal pages" in card) == (key in prompts.PORTAL), key
+        assert ('class="tag">Kiosk<' in card) == (key in prompts.KIOSK), key
     with clerk.get("/clerk/voice/prompts/digit_7/default.wav") as r:
         assert r.status_code == 200 and r.data[:4] == b"RIFF" and r.mimetype == "audio/wav"
 
@@ -101,6 +112,49 @@ def test_clerk_replaces_a_prompt_and_can_go_back(clerk, ctx, english_wav, tmp_pa
     r = clerk.post("/clerk/voice/prompts/welcome", data={"csrf_token": csrf_from(clerk, page), "reset": "1"})
     assert r.status_code == 303
     assert player.source("welcome")[0] == "default" and player.pcm("welcome") == default
+
+
+def test_a_clerks_recording_in_the_console_is_what_the_portal_plays(clerk, app, english_wav, tmp_path):
+    """Every prompt the portal's pages play is one the console lists; a recording uploaded there
+    replaces what a villager's phone gets, alone and joined with the digits."""
+    from hub import feedback
+
+    villager = app.test_client()
+    villager.environ_base["HTTP_SEC_FETCH_SITE"] = "same-origin"
+    token = csrf_from(villager)
+    r = villager.post("/feedback", data={"csrf_token": token, "category": "water", "body": "x"},
+                      content_type="multipart/form-data")
+    code = re.search(r"/receipt/(\d+)", r.headers["Location"]).group(1)
+    played = set()
+    for page in ("/welcome", f"/receipt/{code}?new=1", f"/receipt/{code}"):
+        html = villager.get(page + ("&" if "?" in page else "?") + "lang=km").get_data(as_text=True)
+        played |= set(re.findall(r"/voice/([a-z_0-9]+)\.mp3", html))
+    for status in feedback.STATUSES:  # the status page reads each one out
+        played.add(f"status_{status}")
+    assert {"portal_welcome", "portal_help", "thank_you_number", "your_number_is", "status_new"} <= played
+    assert played <= prompts.PORTAL <= set(prompts.PROMPTS)
+    listed = clerk.get("/clerk/voice/prompts?lang=en").get_data(as_text=True)
+    assert all(f'id="p-{key}"' in listed for key in prompts.PORTAL)
+
+    def fetch(url):
+        with villager.get(url) as r:
+            assert r.status_code == 200 and r.mimetype == "audio/mpeg", url
+            return r.data
+
+    joined = f"/voice/say/your_number_is-{code}-status_new.mp3"
+    before = {url: fetch(url) for url in ("/voice/portal_welcome.mp3", "/voice/your_number_is.mp3", joined,
+                                          "/voice/portal_help.mp3")}
+    m4a = encode(english_wav, "m4a", tmp_path)
+    r = clerk.post("/clerk/voice/prompts/your_number_is?lang=en",
+                   data={"csrf_token": csrf_from(clerk, "/clerk/voice/prompts"),
+                         "audio": (io.BytesIO(m4a.read_bytes()), "rec.m4a")},
+                   content_type="multipart/form-data", follow_redirects=True)
+    assert "The kiosk and the portal say it with your recording now" in r.get_data(as_text=True)
+    after = {url: fetch(url) for url in before}
+    for unchanged in ("/voice/portal_help.mp3", "/voice/portal_welcome.mp3"):  # not recorded
+        assert after.pop(unchanged) == before[unchanged]
+    for url in after:
+        assert after[url] != before[url] and len(after[url]) > 2000, url
 
 
 def test_a_broken_prompt_upload_is_refused_and_nothing_is_stored(clerk, ctx):

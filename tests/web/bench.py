@@ -166,15 +166,17 @@ def run() -> list[tuple[str, str]]:
                 from tests.benchtools import tree_memory_kb
 
                 LAST["transcriber busy"] = tree_memory_kb(transcriber.pid)
-        from tests.benchtools import tree_memory_kb
+        from tests.benchtools import children, memory_kb, tree_memory_kb
 
         LAST["hub-web"] = tree_memory_kb(web.gunicorn.pid)
+        LAST["hub-web split"] = (memory_kb(web.gunicorn.pid), [memory_kb(c) for c in children(web.gunicorn.pid)])
         LAST["nginx"] = tree_memory_kb(web.nginx.pid)
         LAST["settings"] = web.settings
     finally:
         if transcriber is not None:
-            os.killpg(transcriber.pid, 15)
-            transcriber.wait(30)
+            from tests.benchtools import stop_group
+
+            stop_group(transcriber)
         stop(alone)
         web.close()
         shutil.rmtree(tmp, ignore_errors=True)

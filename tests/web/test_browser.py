@@ -8,11 +8,8 @@ import textwrap
 
 import pytest
 
-from hub import accounts, feedback
-from hub.core.context import open_context
-from hub.core.settings import load
-from hub.migrations import MIGRATIONS
-from tests.livehub import LiveHub
+from hub import feedback
+from tests.livehub import hub_with_clerk
 from tests.phone_audio import encode, speech_wav
 
 pytestmark = pytest.mark.browser
@@ -24,15 +21,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    base = tmp_path_factory.mktemp("live")
-    hub = LiveHub(base / "data").start()
-    settings = load(env={"HUB_DATA_DIR": str(hub.data_dir)})
-    ctx = open_context(settings, MIGRATIONS)
-    accounts.add_user(ctx.db, "clerk1", "correct horse", "clerk")
-    hub.ctx = ctx
-    yield hub
-    hub.stop()
-    ctx.close()
+    with hub_with_clerk(tmp_path_factory.mktemp("live") / "data") as hub:
+        yield hub
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,8 @@ import subprocess
 
 import pytest
 
-from hub import accounts, feedback
-from hub.core.context import open_context
-from hub.core.settings import load
-from hub.migrations import MIGRATIONS
-from tests.livehub import LiveHub
+from hub import feedback
+from tests.livehub import hub_with_clerk
 from tests.web.test_browser import ARGS, CHROMIUM
 
 pytestmark = pytest.mark.browser
@@ -24,13 +21,8 @@ FAKE_MIC = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-strea
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     base = tmp_path_factory.mktemp("console")
-    hub = LiveHub(base / "data", HUB_HUB_NAME="ឃុំស្វាយរៀង", HUB_SSID="Khum-Svay-Rieng").start()
-    ctx = open_context(load(env={"HUB_DATA_DIR": str(hub.data_dir)}), MIGRATIONS)
-    accounts.add_user(ctx.db, "clerk1", "correct horse", "clerk")
-    hub.ctx = ctx
-    yield hub
-    hub.stop()
-    ctx.close()
+    with hub_with_clerk(base / "data", HUB_HUB_NAME="ឃុំស្វាយរៀង", HUB_SSID="Khum-Svay-Rieng") as hub:
+        yield hub
 
 
 @pytest.fixture(scope="module")

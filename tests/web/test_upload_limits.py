@@ -6,6 +6,7 @@ Real ffmpeg on real files, through the portal with Flask's test client.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -105,6 +106,54 @@ def test_a_full_line_of_conversions_is_503_and_stores_nothing(portal, tmp_path):
                                                    "body": "text needs no slot"})
         assert text_only.status_code == 303
     assert send_voice(client, voice).status_code == 303  # the slot is free again
+
+
+def test_a_flood_at_the_default_line_gets_503_at_once(portal, tmp_path):
+    """With the default slots and line, uploads past both are refused in Khmer at once, not left to
+    wait towards nginx's timeout."""
+    import time
+
+    client, ctx = portal()
+    s = ctx.settings
+    voice = encode(tone_wav(tmp_path / "v.wav", seconds=1.0), "ogg", tmp_path)
+    entered, release = threading.Barrier(s.conversion_slots + 1), threading.Event()
+
+    def converting():
+        with slots.slot(s.data_dir / "slots", s.conversion_slots, s.conversion_queue, 0):
+            entered.wait(10)
+            release.wait(20)
+
+    def waiting():
+        with pytest.raises(Exception):  # noqa: B017 - Busy once the test lets go, or the slot it got
+            with slots.slot(s.data_dir / "slots", s.conversion_slots, s.conversion_queue, 60):
+                raise RuntimeError("got a slot")
+
+    holders = [threading.Thread(target=converting) for _ in range(s.conversion_slots)]
+    for t in holders:
+        t.start()
+    entered.wait(10)
+    waiters = [threading.Thread(target=waiting) for _ in range(s.conversion_queue)]
+    for t in waiters:
+        t.start()
+    try:
+        wait_dir = s.data_dir / "slots"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until every waiter holds its ticket
+            fd = slots._take(wait_dir, "wait", s.conversion_queue)
+            if fd is None:
+                break
+            os.close(fd)
+            time.sleep(0.05)
+        started = time.monotonic()
+        r = send_voice(client, voice, body="one too many")
+        took = time.monotonic() - started
+        assert r.status_code == 503 and "រវល់" in r.get_data(as_text=True)
+        assert took < 5, took
+        nothing_stored(ctx)
+    finally:
+        release.set()
+        for t in holders + waiters:
+            t.join(30)
 
 
 def test_an_upload_waits_in_line_for_a_slot(portal, tmp_path):

@@ -94,6 +94,17 @@ def test_friendly_dates_say_today_yesterday_and_the_part_of_the_day_in_local_tim
     assert older.startswith("២០ វិច្ឆិកា ២០២៦") and older.endswith("ព្រឹក")
 
 
+def test_notices_show_the_lunar_date_beside_the_friendly_date(ctx, client):
+    nid = notices.create(ctx, {"title_km": "ពិធីបុណ្យ"})
+    # 17:30 UTC on 21 May 2024 is already the 22nd in Phnom Penh: Visak Bochea, ១៥ កើត ខែពិសាខ.
+    ctx.db.execute("update notices set published_at = ? where id = ?", ("2024-05-21T17:30:00+00:00", nid))
+    ctx.db.commit()
+    lunar_km = '<span class="lunar">· ថ្ងៃពុធ ១៥ កើត ខែពិសាខ</span>'
+    assert lunar_km in client.get(f"/notice/{nid}?lang=km").get_data(as_text=True)
+    assert lunar_km in client.get("/?lang=km").get_data(as_text=True)
+    assert "15th waxing day of Pisak" in client.get(f"/notice/{nid}?lang=en").get_data(as_text=True)
+
+
 # --- 2: the receipt code, spoken ----------------------------------------------------------------
 
 def test_receipt_page_speaks_the_code_with_the_kiosk_digits(ctx, client, tmp_path):
@@ -262,6 +273,37 @@ def test_a_recording_over_the_limit_gets_the_form_saying_how_long_one_may_be(mak
     html = r.get_data(as_text=True)
     assert r.status_code == 413
     assert "រហូតដល់ ៣ នាទី" in html and 'id="feedback-form"' in html
+
+
+def test_a_recording_over_the_limit_keeps_what_the_villager_typed(make_settings):
+    from hub.core.context import open_context
+    from hub.migrations import MIGRATIONS
+    from hub.web import create_app
+
+    s = make_settings(max_upload_mb=1, max_audio_seconds=180)
+    ctx = open_context(s, MIGRATIONS)
+    client = create_app(s, context=ctx).test_client()
+    typed = {"category": "roads", "body": "ផ្លូវខូចនៅភូមិខ្ញុំ <b>", "name": "សុខា", "phone": "012 345 678",
+             "village": "ភូមិថ្មី", "consent_share": "1"}
+
+    def post(size_mb: float):
+        # The file first, as a phone sends it when the microphone is used before typing.
+        data = {"csrf_token": csrf_from(client), "voice": (io.BytesIO(b"\0" * int(size_mb * 1024 * 1024)), "big.m4a"),
+                **typed}
+        return client.post("/feedback", data=data, content_type="multipart/form-data")
+
+    r = post(2.5)  # over the app's 1 MB, under nginx's 3 MB
+    html = r.get_data(as_text=True)
+    assert r.status_code == 413 and "រហូតដល់ ៣ នាទី" in html
+    assert ">ផ្លូវខូចនៅភូមិខ្ញុំ &lt;b&gt;</textarea>" in html
+    for field in ("name", "phone", "village"):
+        assert f'name="{field}" maxlength="100" value="{typed[field]}"' in html
+    assert 'value="roads" required checked' in html and 'value="1" checked' in html
+    assert ctx.db.execute("select count(*) from feedback").fetchone()[0] == 0
+    assert ctx.db.execute("select count(*) from media").fetchone()[0] == 0
+    # Past nginx's limit (only without nginx in front): the form comes back empty, nothing is read.
+    r = post(3.5)
+    assert r.status_code == 413 and "ផ្លូវខូច" not in r.get_data(as_text=True)
 
 
 def test_nginx_error_pages_are_rendered_into_the_data_folder(ctx, app):
