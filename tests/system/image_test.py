@@ -52,8 +52,10 @@ Type=oneshot
 ExecStart=/bin/sh {PROBE_SCRIPT}
 StandardOutput=journal+console
 """
+DONE_MARK = "image-test: done with this boot"
 PROBE_SH = r"""#!/bin/sh
 # Waits for the portal, then writes what the image test reads onto the data partition.
+MARK='@MARK@'
 i=0
 while [ $i -lt 900 ] && ! curl -fsS -o /dev/null http://127.0.0.1/; do i=$((i+1)); sleep 1; done
 p=/var/lib/hub/image-test
@@ -73,10 +75,20 @@ chown -R hub:hub $p
 runuser -u hub -- env HUB_DATA_DIR=/var/lib/hub PATH=/opt/hub/venv/bin:/usr/bin:/bin \
   hub doctor --json > $p/doctor.json
 echo $? > $p/doctor.exit
+# The test's last request through the forwarded port is a feedback with this
+# body: only then is it done with this boot (at most 15 minutes after this).
+marks() {
+  runuser -u hub -- python3 -c 'import sqlite3, sys
+db = sqlite3.connect("file:/var/lib/hub/hub.db?mode=ro", uri=True)
+print(db.execute("select count(*) from feedback where body = ?", (sys.argv[1],)).fetchone()[0])' "$MARK"
+}
+before=$(marks)
 sync
 echo IMAGE-TEST-PROBE-DONE
-# The test has what it needs from this boot: switched off as a technician would.
-sleep 15
+i=0
+while [ $i -lt 900 ] && [ "$(marks)" = "$before" ]; do i=$((i+1)); sleep 1; done
+echo "IMAGE-TEST-PROBE: the test is done after $i s; powering off"
+# Switched off as a technician would.
 systemctl poweroff --no-block
 """
 HUB_TOML = """hub_name = "ឃុំសាកល្បង"
@@ -132,7 +144,7 @@ def provision(card: Card, work: Path, *flags: str) -> None:
     run([HUB, "provision", "--image", card.path, "--config", config, "--hostname", "khum-test",
          "--clerk", CLERK[0], *flags], input=CLERK[1] + "\n")
     card.write_root_file(PROBE_UNIT, PROBE, work)
-    card.write_root_file(PROBE_SCRIPT, PROBE_SH, work)
+    card.write_root_file(PROBE_SCRIPT, PROBE_SH.replace("@MARK@", DONE_MARK), work)
 
 
 def boot_and_probe(card: Card, work: Path, name: str, feedback: str | None = None) -> dict:
@@ -173,6 +185,11 @@ def boot_and_probe(card: Card, work: Path, name: str, feedback: str | None = Non
             say(f"  [{name}] systemd: {startup.group(0).strip()}")
         out["probe_s"] = pi.wait_console(r"IMAGE-TEST-PROBE-DONE", 900)
         say(f"  [{name}] the probe (hub doctor --json) done after {out['probe_s']:.0f} s")
+        # The probe powers off once this feedback is stored: the test's requests are over.
+        token = csrf(s, pi.url("/feedback"))
+        r = s.post(pi.url("/feedback"), allow_redirects=False, timeout=300,
+                   data={"csrf_token": token, "category": "other", "body": DONE_MARK})
+        check(r.status_code == 303, f"the test's last feedback acknowledged (HTTP {r.status_code})")
         out["shutdown_s"] = pi.shut_down()
         out["log"] = pi.tail(15)
         say(f"  [{name}] powered off {out['shutdown_s']:.0f} s later; {pi.elapsed():.0f} s on in all")
