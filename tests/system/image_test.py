@@ -1,7 +1,9 @@
 """`make image-test`: the built SD-card image, booted under qemu-system-aarch64.
 
-Two cards are made from the image (``make image``) and provisioned with
-``hub provision --image``:
+Two cards are made from the image (``make image``): card 1 is a copy
+provisioned with ``hub provision --image``, card 2 is written by ``hub flash``
+onto a loop device (the .img.xz checked against its .sha256, written, read
+back, compared) and provisioned by it:
 
 - read-write root: the first boot is cut (QEMU killed) right after its data
   partition step has copied the data; the next boot finishes first boot, the
@@ -139,12 +141,42 @@ def the_image(arg: str | None, work: Path) -> Path:
 
 
 def provision(card: Card, work: Path, *flags: str) -> None:
+    """`hub provision --image` on a copy of the image, as for a card written by any tool."""
     config = work / "hub.toml"
     config.write_text(HUB_TOML, encoding="utf-8")
     run([HUB, "provision", "--image", card.path, "--config", config, "--hostname", "khum-test",
          "--clerk", CLERK[0], *flags], input=CLERK[1] + "\n")
+    add_probe(card, work)
+
+
+def add_probe(card: Card, work: Path) -> None:
     card.write_root_file(PROBE_UNIT, PROBE, work)
     card.write_root_file(PROBE_SCRIPT, PROBE_SH.replace("@MARK@", DONE_MARK), work)
+
+
+def flash(image: Path, path: Path, work: Path, *flags: str, size_mb: int = 3072) -> Card:
+    """`hub flash IMAGE DEV --config ...` onto a blank card in a loop device, as a technician
+    writes one: the published .img.xz checked against its .sha256, written, read back and
+    compared, then provisioned."""
+    published = image.with_name(image.name.removesuffix(".xz").removesuffix(".img") + ".img.xz")
+    source = published if published.exists() and Path(f"{published}.sha256").exists() else image
+    run(["truncate", "-s", f"{size_mb}M", path])
+    loop = run(["losetup", "--find", "--show", path]).stdout.strip()
+    config = work / "hub.toml"
+    config.write_text(HUB_TOML, encoding="utf-8")
+    try:
+        r = run([HUB, "flash", source, loop, "--yes", "--config", config, "--hostname", "khum-test",
+                 "--clerk", CLERK[0], *flags], input=CLERK[1] + "\n")
+    finally:
+        run(["losetup", "-d", loop])
+    lines = [ln.strip() for ln in re.split(r"[\r\n]+", r.stdout) if ln.strip() and "%" not in ln]
+    for line in lines:
+        say(f"  hub flash: {line}")
+    check(any("written and verified" in ln for ln in lines),
+          f"hub flash wrote {source.name} to {loop} and read it back")
+    card = Card(None, path)
+    add_probe(card, work)
+    return card
 
 
 def boot_and_probe(card: Card, work: Path, name: str, feedback: str | None = None) -> dict:
@@ -276,9 +308,8 @@ def read_write_layout(image: Path, work: Path) -> None:
 
 
 def read_only_layout(image: Path, work: Path) -> dict:
-    say("card 2: read-only root (hub provision --read-only-root)")
-    card = Card(image, work / "card-ro.img")
-    provision(card, work, "--read-only-root")
+    say("card 2: read-only root (hub flash onto a loop device, then provision --read-only-root)")
+    card = flash(image, work / "card-ro.img", work, "--read-only-root")
     b1 = boot_and_probe(card, work, "ro-boot1")
     check(any(m.startswith("/ ") and "ext4" in m for m in b1["mounts"].splitlines()),
           "first boot has the root read-write (it writes it once)")
