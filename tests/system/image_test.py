@@ -98,6 +98,9 @@ ssid = "Khum-Sakalbong"
 wifi_interface = "wlan0"
 staff_interface = "eth0"
 uplink_interface = "eth0"
+# QEMU's user network leases the guest 10.0.2.15/24 and forwards the test's port there:
+# the office LAN's address, where nginx's staff block serves the portal and the console.
+staff_address = "10.0.2.15/24"
 country_code = "KH"
 amplifier_pin = "GPIO17"
 button_pin = "GPIO27"
