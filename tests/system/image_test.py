@@ -188,6 +188,7 @@ def boot_and_probe(card: Card, work: Path, name: str, feedback: str | None = Non
     with Pi(card, work, name, PROBE_CMDLINE) as pi:
         s = session()
         first = login = None
+        early: set[int] = set()
         deadline = time.monotonic() + 1500
         while time.monotonic() < deadline and (first is None or login is None):
             if login is None and re.search(r"login: ", pi.log()):
@@ -196,6 +197,14 @@ def boot_and_probe(card: Card, work: Path, name: str, feedback: str | None = Non
             if first is None:
                 try:
                     r = s.get(pi.url("/"), timeout=10)
+                    if r.status_code != 200:
+                        # nginx may be up before hub-web (a 502, shown as a 404 until the app
+                        # has written its error pages once): not yet the portal.
+                        if r.status_code not in early:
+                            early.add(r.status_code)
+                            say(f"  [{name}] HTTP {r.status_code} from nginx after {pi.elapsed():.0f} s"
+                                " (hub-web not answering yet)")
+                        raise OSError(f"HTTP {r.status_code}")
                     first = (pi.elapsed(), r.status_code, r.text)
                     title = re.search(r"<title>(.*?)</title>", r.text, re.S)
                     say(f"  [{name}] the portal first answered after {first[0]:.0f} s: HTTP {r.status_code}"
