@@ -1,7 +1,9 @@
 """`make image-test`: the built SD-card image, booted under qemu-system-aarch64.
 
-Two cards are made from the image (``make image``) and provisioned with
-``hub provision --image``:
+Two cards are made from the image (``make image``): card 1 is a copy
+provisioned with ``hub provision --image``, card 2 is written by ``hub flash``
+onto a loop device (the .img.xz checked against its .sha256, written, read
+back, compared) and provisioned by it:
 
 - read-write root: the first boot is cut (QEMU killed) right after its data
   partition step has copied the data; the next boot finishes first boot, the
@@ -52,8 +54,10 @@ Type=oneshot
 ExecStart=/bin/sh {PROBE_SCRIPT}
 StandardOutput=journal+console
 """
+DONE_MARK = "image-test: done with this boot"
 PROBE_SH = r"""#!/bin/sh
 # Waits for the portal, then writes what the image test reads onto the data partition.
+MARK='@MARK@'
 i=0
 while [ $i -lt 900 ] && ! curl -fsS -o /dev/null http://127.0.0.1/; do i=$((i+1)); sleep 1; done
 p=/var/lib/hub/image-test
@@ -73,10 +77,20 @@ chown -R hub:hub $p
 runuser -u hub -- env HUB_DATA_DIR=/var/lib/hub PATH=/opt/hub/venv/bin:/usr/bin:/bin \
   hub doctor --json > $p/doctor.json
 echo $? > $p/doctor.exit
+# The test's last request through the forwarded port is a feedback with this
+# body: only then is it done with this boot (at most 15 minutes after this).
+marks() {
+  runuser -u hub -- python3 -c 'import sqlite3, sys
+db = sqlite3.connect("file:/var/lib/hub/hub.db?mode=ro", uri=True)
+print(db.execute("select count(*) from feedback where body = ?", (sys.argv[1],)).fetchone()[0])' "$MARK"
+}
+before=$(marks)
 sync
 echo IMAGE-TEST-PROBE-DONE
-# The test has what it needs from this boot: switched off as a technician would.
-sleep 15
+i=0
+while [ $i -lt 900 ] && [ "$(marks)" = "$before" ]; do i=$((i+1)); sleep 1; done
+echo "IMAGE-TEST-PROBE: the test is done after $i s; powering off"
+# Switched off as a technician would.
 systemctl poweroff --no-block
 """
 HUB_TOML = """hub_name = "ឃុំសាកល្បង"
@@ -84,6 +98,9 @@ ssid = "Khum-Sakalbong"
 wifi_interface = "wlan0"
 staff_interface = "eth0"
 uplink_interface = "eth0"
+# QEMU's user network leases the guest 10.0.2.15/24 and forwards the test's port there:
+# the office LAN's address, where nginx's staff block serves the portal and the console.
+staff_address = "10.0.2.15/24"
 country_code = "KH"
 amplifier_pin = "GPIO17"
 button_pin = "GPIO27"
@@ -127,12 +144,42 @@ def the_image(arg: str | None, work: Path) -> Path:
 
 
 def provision(card: Card, work: Path, *flags: str) -> None:
+    """`hub provision --image` on a copy of the image, as for a card written by any tool."""
     config = work / "hub.toml"
     config.write_text(HUB_TOML, encoding="utf-8")
     run([HUB, "provision", "--image", card.path, "--config", config, "--hostname", "khum-test",
          "--clerk", CLERK[0], *flags], input=CLERK[1] + "\n")
+    add_probe(card, work)
+
+
+def add_probe(card: Card, work: Path) -> None:
     card.write_root_file(PROBE_UNIT, PROBE, work)
-    card.write_root_file(PROBE_SCRIPT, PROBE_SH, work)
+    card.write_root_file(PROBE_SCRIPT, PROBE_SH.replace("@MARK@", DONE_MARK), work)
+
+
+def flash(image: Path, path: Path, work: Path, *flags: str, size_mb: int = 3072) -> Card:
+    """`hub flash IMAGE DEV --config ...` onto a blank card in a loop device, as a technician
+    writes one: the published .img.xz checked against its .sha256, written, read back and
+    compared, then provisioned."""
+    published = image.with_name(image.name.removesuffix(".xz").removesuffix(".img") + ".img.xz")
+    source = published if published.exists() and Path(f"{published}.sha256").exists() else image
+    run(["truncate", "-s", f"{size_mb}M", path])
+    loop = run(["losetup", "--find", "--show", path]).stdout.strip()
+    config = work / "hub.toml"
+    config.write_text(HUB_TOML, encoding="utf-8")
+    try:
+        r = run([HUB, "flash", source, loop, "--yes", "--config", config, "--hostname", "khum-test",
+                 "--clerk", CLERK[0], *flags], input=CLERK[1] + "\n")
+    finally:
+        run(["losetup", "-d", loop])
+    lines = [ln.strip() for ln in re.split(r"[\r\n]+", r.stdout) if ln.strip() and "%" not in ln]
+    for line in lines:
+        say(f"  hub flash: {line}")
+    check(any("written and verified" in ln for ln in lines),
+          f"hub flash wrote {source.name} to {loop} and read it back")
+    card = Card(None, path)
+    add_probe(card, work)
+    return card
 
 
 def boot_and_probe(card: Card, work: Path, name: str, feedback: str | None = None) -> dict:
@@ -141,6 +188,7 @@ def boot_and_probe(card: Card, work: Path, name: str, feedback: str | None = Non
     with Pi(card, work, name, PROBE_CMDLINE) as pi:
         s = session()
         first = login = None
+        early: set[int] = set()
         deadline = time.monotonic() + 1500
         while time.monotonic() < deadline and (first is None or login is None):
             if login is None and re.search(r"login: ", pi.log()):
@@ -149,6 +197,14 @@ def boot_and_probe(card: Card, work: Path, name: str, feedback: str | None = Non
             if first is None:
                 try:
                     r = s.get(pi.url("/"), timeout=10)
+                    if r.status_code != 200:
+                        # nginx may be up before hub-web (a 502, shown as a 404 until the app
+                        # has written its error pages once): not yet the portal.
+                        if r.status_code not in early:
+                            early.add(r.status_code)
+                            say(f"  [{name}] HTTP {r.status_code} from nginx after {pi.elapsed():.0f} s"
+                                " (hub-web not answering yet)")
+                        raise OSError(f"HTTP {r.status_code}")
                     first = (pi.elapsed(), r.status_code, r.text)
                     title = re.search(r"<title>(.*?)</title>", r.text, re.S)
                     say(f"  [{name}] the portal first answered after {first[0]:.0f} s: HTTP {r.status_code}"
@@ -173,6 +229,11 @@ def boot_and_probe(card: Card, work: Path, name: str, feedback: str | None = Non
             say(f"  [{name}] systemd: {startup.group(0).strip()}")
         out["probe_s"] = pi.wait_console(r"IMAGE-TEST-PROBE-DONE", 900)
         say(f"  [{name}] the probe (hub doctor --json) done after {out['probe_s']:.0f} s")
+        # The probe powers off once this feedback is stored: the test's requests are over.
+        token = csrf(s, pi.url("/feedback"))
+        r = s.post(pi.url("/feedback"), allow_redirects=False, timeout=300,
+                   data={"csrf_token": token, "category": "other", "body": DONE_MARK})
+        check(r.status_code == 303, f"the test's last feedback acknowledged (HTTP {r.status_code})")
         out["shutdown_s"] = pi.shut_down()
         out["log"] = pi.tail(15)
         say(f"  [{name}] powered off {out['shutdown_s']:.0f} s later; {pi.elapsed():.0f} s on in all")
@@ -259,9 +320,8 @@ def read_write_layout(image: Path, work: Path) -> None:
 
 
 def read_only_layout(image: Path, work: Path) -> dict:
-    say("card 2: read-only root (hub provision --read-only-root)")
-    card = Card(image, work / "card-ro.img")
-    provision(card, work, "--read-only-root")
+    say("card 2: read-only root (hub flash onto a loop device, then provision --read-only-root)")
+    card = flash(image, work / "card-ro.img", work, "--read-only-root")
     b1 = boot_and_probe(card, work, "ro-boot1")
     check(any(m.startswith("/ ") and "ext4" in m for m in b1["mounts"].splitlines()),
           "first boot has the root read-write (it writes it once)")

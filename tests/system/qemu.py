@@ -43,12 +43,13 @@ def free_port() -> int:
 
 
 class Card:
-    """A copy of the image, as an SD card of *size_mb*."""
+    """A copy of the image, as an SD card of *size_mb*; with no *image*, the card already at *path*."""
 
-    def __init__(self, image: Path, path: Path, size_mb: int = 3072):
+    def __init__(self, image: Path | None, path: Path, size_mb: int = 3072):
         self.path = Path(path)
-        run(["cp", "--sparse=always", image, self.path])
-        run(["truncate", "-s", f"{size_mb}M", self.path])
+        if image is not None:
+            run(["cp", "--sparse=always", image, self.path])
+            run(["truncate", "-s", f"{size_mb}M", self.path])
 
     def partitions(self) -> list[dict]:
         table = json.loads(run(["sfdisk", "--json", self.path]).stdout)["partitiontable"]
