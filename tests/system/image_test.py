@@ -62,7 +62,7 @@ i=0
 while [ $i -lt 900 ] && ! curl -fsS -o /dev/null http://127.0.0.1/; do i=$((i+1)); sleep 1; done
 p=/var/lib/hub/image-test
 mkdir -p $p
-findmnt -n -o TARGET,SOURCE,FSTYPE,OPTIONS / /var/lib/hub /media/root-ro > $p/mounts
+for m in / /var/lib/hub /media/root-ro; do findmnt -n -o TARGET,SOURCE,FSTYPE,OPTIONS -M $m; done > $p/mounts
 # A boot counter on the root and one on the data partition.
 n=$(cat /etc/image-test-boots 2>/dev/null || echo 0); echo $n > $p/etc-boots-before
 echo $((n+1)) > /etc/image-test-boots
@@ -312,7 +312,11 @@ def read_write_layout(image: Path, work: Path) -> None:
     check(b3["boots"] == "2", "the data partition's boot counter went on (2)")
     check("ទឹកស្អាត image test" in stored_feedback(card, work), "the feedback is still there after a reboot")
     restarts = {ln.split()[0]: int(ln.split()[2] or 0) for ln in b3["units"].splitlines() if len(ln.split()) == 3}
-    check(all(n < 10 for n in restarts.values()), f"no service restarting without end ({restarts})")
+    # hostapd has no Wi-Fi chip here: it fails and systemd gives up, as on a Pi without one.
+    ours = {u: n for u, n in restarts.items() if u != "hostapd"}
+    check(all(n == 0 for n in ours.values()), f"no hub service or nginx restarted ({ours})")
+    check(all(ln.split()[1] == "active" for ln in b3["units"].splitlines() if ln.split()[0] in ours),
+          "every hub service, nginx, dnsmasq and nftables active")
     say("  the boot log's last lines (boot 3):")
     for line in b3["log"].splitlines():
         say("    " + line)
