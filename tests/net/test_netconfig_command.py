@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -87,6 +88,49 @@ def test_apply_into_a_root_folder(config, tmp_path):
     (root / "etc/dnsmasq.d/hub.conf").write_text("# edited by hand\n")
     stale = checks.config_current(s, root)
     assert not stale.ok and "hub.conf" in stale.detail and "netconfig apply" in stale.hint
+
+
+def test_the_daily_check_as_the_hub_user_does_not_call_root_only_files_out_of_date():
+    """hub-doctor.service runs as the hub user: hostapd.conf (0600 root, it holds the Wi-Fi
+    password) and NetworkManager's conf.d (0750 root) are out of its reach, not out of date."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to apply into a folder and drop to an unprivileged user")
+    import shutil
+    import tempfile
+
+    top = Path(tempfile.mkdtemp(prefix="hub-netcheck-", dir="/tmp"))
+    try:
+        top.chmod(0o755)
+        root = top / "image"
+        (root / "etc/nginx/sites-enabled").mkdir(parents=True)
+        (root / "etc/nftables.conf").write_text("#!/usr/sbin/nft -f\nflush ruleset\n")
+        (top / "data").mkdir(mode=0o755)
+        shared = write_toml(top / "hub.toml", {"data_dir": top / "data", "ssid": "Kampong-Hub"})
+        shared.chmod(0o644)
+        uid, gid = user_ids("nobody")
+        python = unprivileged_python(uid, gid)
+        # Applied by root from the same install the check runs from (the site names its files).
+        r = subprocess.run(python.hub("--config", str(shared), "netconfig", "apply", "--root", str(root)),
+                           capture_output=True, text=True, env=clean_env(), cwd="/")
+        assert r.returncode == 0, r.stderr
+        (root / "etc/NetworkManager/conf.d").chmod(0o750)  # as on the Debian image's card
+        code = ("import sys; from pathlib import Path; from hub.core import settings; from hub.net import checks;"
+                " f = checks.config_current(settings.load(Path(sys.argv[1]), env={}), Path(sys.argv[2]));"
+                " print(f.ok); print(f.detail)")
+        env = {**clean_env(), "HOME": "/nonexistent"}
+        r = subprocess.run([*as_user(uid, gid), python.python, "-c", code, str(shared), str(root)],
+                           capture_output=True, text=True, env=env, cwd="/")
+        assert r.returncode == 0, r.stderr
+        ok, detail = r.stdout.splitlines()[:2]
+        assert ok == "True", detail
+        assert "hostapd.conf" in detail and "not compared" in detail, detail
+        # An edit the hub user can see is still out of date.
+        (root / "etc/dnsmasq.d/hub.conf").write_text("# edited by hand\n")
+        r = subprocess.run([*as_user(uid, gid), python.python, "-c", code, str(shared), str(root)],
+                           capture_output=True, text=True, env=env, cwd="/")
+        assert r.stdout.splitlines()[0] == "False" and "hub.conf" in r.stdout, r.stdout + r.stderr
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def test_apply_refuses_without_root(config, tmp_path):

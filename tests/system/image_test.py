@@ -258,7 +258,8 @@ def stored_feedback(card: Card, work: Path) -> list[str]:
             pass
     with sqlite3.connect(db) as con:
         assert con.execute("pragma integrity_check").fetchone()[0] == "ok"
-        return [row[0] for row in con.execute("select body from feedback")]
+        # Stored with zero-width spaces between Khmer words (hub.core.khmer.add_break_points).
+        return [row[0].replace("\u200b", "") for row in con.execute("select body from feedback")]
 
 
 def show_doctor(doc: dict) -> None:
