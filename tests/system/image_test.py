@@ -182,6 +182,24 @@ def flash(image: Path, path: Path, work: Path, *flags: str, size_mb: int = 3072)
     return card
 
 
+def send_feedback(s, pi: Pi, name: str, category: str, body: str, patience: float = 600):
+    """A villager's feedback, sent again while the hub answers that it is starting.
+
+    From the second boot on, nginx serves the cached pages from the data partition
+    before hub-web is up; a post then gets the hub's own 502 page, and a villager
+    tries again."""
+    deadline = time.monotonic() + patience
+    while True:
+        token = csrf(s, pi.url("/feedback"))
+        r = s.post(pi.url("/feedback"), allow_redirects=False, timeout=120,
+                   data={"csrf_token": token, "category": category, "body": body})
+        if r.status_code not in (502, 503, 504) or time.monotonic() > deadline:
+            return r
+        say(f"  [{name}] feedback answered {r.status_code} after {pi.elapsed():.0f} s"
+            " (the hub's 'starting' page); sent again")
+        time.sleep(3)
+
+
 def boot_and_probe(card: Card, work: Path, name: str, feedback: str | None = None) -> dict:
     """One power-on to power-off with the probe; returns timings and what it found."""
     out: dict = {}
@@ -211,10 +229,7 @@ def boot_and_probe(card: Card, work: Path, name: str, feedback: str | None = Non
                         f" «{title.group(1).strip() if title else r.text[:100]}» ({len(r.text)} bytes)")
                     out["portal_body"] = r.text
                     if feedback is not None:
-                        token = csrf(s, pi.url("/feedback"))
-                        r = s.post(pi.url("/feedback"), allow_redirects=False, timeout=120,
-                                   data={"csrf_token": token, "category": "water", "body": feedback})
-                        out["receipt"] = receipt_of(r)
+                        out["receipt"] = receipt_of(send_feedback(s, pi, name, "water", feedback))
                         say(f"  [{name}] a villager's feedback acknowledged, receipt {out['receipt']}")
                 except OSError:
                     pass
@@ -230,9 +245,7 @@ def boot_and_probe(card: Card, work: Path, name: str, feedback: str | None = Non
         out["probe_s"] = pi.wait_console(r"IMAGE-TEST-PROBE-DONE", 900)
         say(f"  [{name}] the probe (hub doctor --json) done after {out['probe_s']:.0f} s")
         # The probe powers off once this feedback is stored: the test's requests are over.
-        token = csrf(s, pi.url("/feedback"))
-        r = s.post(pi.url("/feedback"), allow_redirects=False, timeout=300,
-                   data={"csrf_token": token, "category": "other", "body": DONE_MARK})
+        r = send_feedback(s, pi, name, "other", DONE_MARK)
         check(r.status_code == 303, f"the test's last feedback acknowledged (HTTP {r.status_code})")
         out["shutdown_s"] = pi.shut_down()
         out["log"] = pi.tail(15)
