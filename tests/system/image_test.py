@@ -190,6 +190,10 @@ def send_feedback(s, pi: Pi, name: str, category: str, body: str, patience: floa
     tries again."""
     deadline = time.monotonic() + patience
     while True:
+        form = s.get(pi.url("/feedback"), timeout=60)
+        if form.status_code in (502, 503, 504) and time.monotonic() < deadline:
+            time.sleep(3)
+            continue
         token = csrf(s, pi.url("/feedback"))
         r = s.post(pi.url("/feedback"), allow_redirects=False, timeout=120,
                    data={"csrf_token": token, "category": category, "body": body})
