@@ -82,6 +82,11 @@ def clerk(ctx, client):
     return client
 
 
+def count_rows(db, table: str) -> int:
+    """How many rows *table* holds."""
+    return db.execute(f"select count(*) from {table}").fetchone()[0]
+
+
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, check=False, **kw)
 

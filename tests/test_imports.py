@@ -17,7 +17,8 @@ FLOOR = "hub.core"
 
 #: Third-party libraries that are slow to import or touch hardware when imported; the only
 #: imports allowed inside functions, each with a comment saying why.
-HEAVY = {"vosk", "pyaudio", "gpiozero", "gunicorn", "playwright", "fontTools", "webrtcvad", "khmercut", "segno", "babel"}
+HEAVY = {"vosk", "pyaudio", "gpiozero", "gunicorn", "playwright", "fontTools", "webrtcvad", "khmercut", "segno",
+         "babel"}
 
 TABLE_ENTRY = re.compile(r"^(hub(?:\.\w+)+):\w+$")
 

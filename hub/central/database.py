@@ -71,7 +71,7 @@ class PgConnection:
 
 
 class PgDatabase:
-    """What the store needs of ``sqlite_utils.Database``, on PostgreSQL."""
+    """What the store needs of :class:`hub.core.db.Database`, on PostgreSQL."""
 
     backend = POSTGRESQL
 

@@ -1,7 +1,8 @@
 """The hub's one SQLite database: connection settings, migrations and checks.
 
 Every connection uses WAL (readers never block the writer), ``synchronous=FULL``
-(a committed write survives a power cut), a busy timeout and foreign keys.
+(a committed write survives a power cut), a busy timeout, foreign keys and
+recursive triggers.
 Only the domain modules (``hub.notices``, ``hub.feedback``, ...) write to it.
 """
 
@@ -9,11 +10,9 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-
-import sqlite_utils
 
 from hub.core.errors import DiskFull, HubError
 
@@ -25,7 +24,38 @@ class StoreError(HubError):
     """The database cannot be used (corrupt, or from a newer hub)."""
 
 
-def connect(path: str | Path | None = None) -> sqlite_utils.Database:
+class Database:
+    """One SQLite connection, and the two calls the store makes of it.
+
+    The hub writes plain SQL through :mod:`sqlite3`; this adds only
+    :meth:`query` (rows as dicts) and :meth:`table_names`. Every daemon
+    holds one, so it stays this small: a wrapper library that brought a
+    command line, plugins and date parsing along cost each daemon about
+    12 MB for these two methods.
+    """
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def execute(self, sql: str, params: Sequence = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params or ())
+
+    def query(self, sql: str, params: Sequence = ()) -> Iterator[dict]:
+        """The rows of *sql* as dicts, read as they are iterated."""
+        cursor = self.conn.execute(sql, params or ())
+        if cursor.description is None:
+            raise ValueError("query() is for SQL that returns rows; use execute()")
+        keys = [d[0] for d in cursor.description]
+        return (dict(zip(keys, row, strict=True)) for row in cursor)
+
+    def table_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("select name from sqlite_master where type = 'table'")]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def connect(path: str | Path | None = None) -> Database:
     """Open the database at *path* (``None``: in memory) with the hub's pragmas."""
     if path is None:
         conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
@@ -41,10 +71,11 @@ def connect(path: str | Path | None = None) -> sqlite_utils.Database:
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA recursive_triggers = ON")
     except sqlite3.DatabaseError as e:
         conn.close()
         raise StoreError(f"database {path} is unusable: {e}") from None
-    return sqlite_utils.Database(conn)
+    return Database(conn)
 
 
 class transaction:
@@ -54,7 +85,7 @@ class transaction:
     read-then-write and then fail on upgrade; the busy timeout queues them.
     """
 
-    def __init__(self, db: sqlite_utils.Database):
+    def __init__(self, db: Database):
         self.conn = db.conn
 
     def __enter__(self):
@@ -84,7 +115,7 @@ def _disk_full_as_such(error: sqlite3.OperationalError) -> None:
         raise DiskFull("the data disk is full") from error
 
 
-def run_script(db: sqlite_utils.Database, sql: str) -> None:
+def run_script(db: Database, sql: str) -> None:
     """Run several statements inside the current transaction.
 
     ``sqlite3``'s own ``executescript`` commits first, which would split a
@@ -111,26 +142,26 @@ def utcnow() -> str:
 
 
 #: A migration step: changes the schema inside the transaction :func:`migrate` opens for it.
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[[Database], None]
 
 
 def sql_files(*paths: Path) -> Migration:
     """A migration step that runs these SQL files, in order."""
 
-    def run(db: sqlite_utils.Database) -> None:
+    def run(db: Database) -> None:
         for path in paths:
             run_script(db, path.read_text(encoding="utf-8"))
 
     return run
 
 
-def applied_migrations(db: sqlite_utils.Database) -> list[str]:
+def applied_migrations(db: Database) -> list[str]:
     if MIGRATIONS_TABLE not in db.table_names():
         return []
     return [r["name"] for r in db.query(f"select name from {MIGRATIONS_TABLE} order by rowid")]
 
 
-def migrate(db: sqlite_utils.Database, migrations: list[tuple[str, Migration]]) -> list[str]:
+def migrate(db: Database, migrations: list[tuple[str, Migration]]) -> list[str]:
     """Apply the migrations not yet recorded; return the names applied now.
 
     Each migration runs in its own transaction together with its record, so a
@@ -154,7 +185,7 @@ def migrate(db: sqlite_utils.Database, migrations: list[tuple[str, Migration]]) 
     return applied
 
 
-def check_schema(db: sqlite_utils.Database, migrations: list[tuple[str, Migration]]) -> None:
+def check_schema(db: Database, migrations: list[tuple[str, Migration]]) -> None:
     """Refuse to run against a schema that is not exactly the one *migrations* build."""
     done = applied_migrations(db)
     _refuse_unknown(set(done), migrations)
@@ -171,7 +202,7 @@ def _refuse_unknown(done: set[str], migrations: list[tuple[str, Migration]]) -> 
         )
 
 
-def integrity_check(db: sqlite_utils.Database) -> None:
+def integrity_check(db: Database) -> None:
     """Run SQLite's own check; raise StoreError with its first complaint."""
     try:
         rows = [r[0] for r in db.conn.execute("PRAGMA integrity_check").fetchall()]

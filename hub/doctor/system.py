@@ -21,7 +21,7 @@ import tomli_w
 from hub.core import settings as settings_mod
 from hub.core.checks import FAIL, OK, SKIP, WARN, Checkup, Finding
 from hub.core.clock import Clock
-from hub.core.db import MIGRATIONS_TABLE
+from hub.core.db import MIGRATIONS_TABLE, Database
 from hub.core.settings import SETTINGS, SettingsError
 from hub.core.words import N_
 from hub.migrations import MIGRATIONS
@@ -163,7 +163,7 @@ def check_database(checkup: Checkup) -> Finding:
                        N_("Run `hub migrate`, or restart the services:"
                           " systemctl restart hub.target"))
     try:
-        checkup.db = ReadOnlyDb(path)
+        checkup.db = read_only_db(path)
     except Exception:
         checkup.db = None
     if owner:
@@ -250,16 +250,6 @@ def _hub_owner_problem(path: Path) -> str | None:
         return str(uid)
 
 
-class ReadOnlyDb:
-    """Just enough of sqlite_utils.Database for Clock and the sync state, read-only."""
-
-    def __init__(self, path: Path):
-        self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
-        self.conn.row_factory = sqlite3.Row
-
-    def query(self, sql: str, params=()):
-        for row in self.conn.execute(sql, params):
-            yield dict(row)
-
-    def close(self) -> None:
-        self.conn.close()
+def read_only_db(path: Path) -> Database:
+    """The database at *path*, opened so that nothing can write to it."""
+    return Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False))

@@ -56,7 +56,7 @@ REDACTED = "[redacted]"
 JOURNAL_LINES = 400
 MAX_BUNDLE_BYTES = 768 * 1024
 #: Libraries whose versions a bundle lists.
-PACKAGES = ("flask", "gunicorn", "requests", "sqlite-utils", "vosk", "pyaudio", "gpiozero", "psycopg")
+PACKAGES = ("flask", "gunicorn", "requests", "vosk", "pyaudio", "gpiozero", "psycopg")
 #: A bearer token or key=value secret in free text (a URL, a command line).
 SECRET_PATTERNS = (re.compile(r"(?i)(bearer\s+)\S+"),
                    re.compile(r"(?i)((?:token|passphrase|password|secret|key)[\"']?\s*[=:]\s*[\"']?)[^\s\"',}]+"))

@@ -11,7 +11,7 @@ import pytest
 from hub import notices
 from hub.core import pagefiles
 from hub.web import create_app
-from tests.conftest import csrf_from
+from tests.conftest import count_rows, csrf_from
 
 
 def renders(app) -> int:
@@ -63,7 +63,7 @@ def test_cached_form_carries_no_token_and_posts_from_the_hub_page(ctx, app, clie
     assert "Set-Cookie" not in page.headers, "a page for everyone must not hand out a cookie"
     r = client.post("/feedback", data={"csrf_token": "", "category": "water", "body": "ok"})
     assert r.status_code == 303, r.get_data(as_text=True).replace("\u200b", "")[:300]
-    assert ctx.db["feedback"].count == 1
+    assert count_rows(ctx.db, "feedback") == 1
 
 
 @pytest.mark.parametrize("headers", [
@@ -80,7 +80,7 @@ def test_a_post_from_another_site_is_refused(ctx, app, headers):
     assert r.status_code == 400
     r = client.post("/welcome", headers=sent)
     assert r.status_code == 400
-    assert ctx.db["feedback"].count == 0
+    assert count_rows(ctx.db, "feedback") == 0
 
 
 def test_a_same_origin_browser_without_fetch_metadata_is_accepted(ctx, app):
@@ -91,7 +91,7 @@ def test_a_same_origin_browser_without_fetch_metadata_is_accepted(ctx, app):
     r = client.post("/feedback", data={"category": "water", "body": "older phone"},
                     headers={"Referer": "http://localhost/feedback"})
     assert r.status_code == 303
-    assert ctx.db["feedback"].count == 2
+    assert count_rows(ctx.db, "feedback") == 2
 
 
 def test_a_post_with_no_word_from_the_browser_needs_the_session_token(ctx, app):
@@ -108,7 +108,7 @@ def test_a_post_with_no_word_from_the_browser_needs_the_session_token(ctx, app):
     assert token
     r = client.post("/feedback", data={"csrf_token": token, "category": "water", "body": "x"})
     assert r.status_code == 303
-    assert ctx.db["feedback"].count == 1
+    assert count_rows(ctx.db, "feedback") == 1
 
 
 def test_receipt_pages_stay_dynamic(ctx, app, client):
