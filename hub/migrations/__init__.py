@@ -34,6 +34,7 @@ STEPS: list[tuple[str, tuple[Path, ...]]] = [
     ("0009_page_versions", (HERE / "pages.sql",)),
     ("0012_urgent", (HERE / "urgent.sql",)),
     ("0013_sync_changes", (HERE / "sync_changes.sql",)),
+    ("0014_unread_counts", (HERE / "unread.sql",)),
 ]
 
 #: What :func:`hub.core.db.migrate` and :func:`hub.core.db.check_schema` take.
