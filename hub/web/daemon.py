@@ -10,12 +10,14 @@ from hub.core.daemon import load_settings, setup_logging
 from hub.core.errors import HubError
 from hub.web import create_app
 
-#: One worker of sixteen threads: nginx serves the cached villager pages, so the app renders
+#: One worker of twelve threads: nginx serves the cached villager pages, so the app renders
 #: only what changed, posts and the console; a second worker would cost ~30 MB of a 1 GB Pi.
 #: Uploads converting or waiting in line (conversion_slots + conversion_queue, 10 by default)
-#: each hold a thread, and the pages keep the rest.
+#: each hold a thread, and the other requests, which take milliseconds, keep the rest. Each
+#: thread that has served costs about 0.6 MB (its SQLite connection and schema among it), so
+#: sixteen put hub-web over its 60 MB budget (make bench).
 WORKERS = 1
-THREADS = 16
+THREADS = 12
 
 
 def serve_gunicorn(settings, bind: str | None = None, workers: int = WORKERS) -> int:
