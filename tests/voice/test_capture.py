@@ -74,7 +74,7 @@ def test_kiosk_turn_records_trims_stores_and_reads_the_receipt_out(english_wav, 
     assert result["stopped_by"] == "silence"
     assert report["presses"] == 1 and report["stopped"]
     assert report["led_idle"] == "ready" and report["led_after"] == "ready"
-    assert report["led_pin_changes"] >= 3  # ready pulse, busy, recording, ...
+    assert report["led_pin_changes"] >= 3  # off at the start, then at least one whole ready pulse
 
     ctx, item, master = stored_master(data, result["feedback_id"])
     assert item["source"] == "kiosk" and item["lang"] == "km" and item["receipt"] == result["receipt"]
