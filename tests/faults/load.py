@@ -33,7 +33,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT, as_user, unprivileged_python
 from tests.faults.phones import Phone, percentile, phone_address, raised_limits
-from tests.net.webstack import UNIT_UMASK, WebStack, clean_env, hub_ids, stop
+from tests.net.webstack import UNIT_UMASK, WebStack, clean_env, hub_ids, runs_deployed, stop
 from tests.phone_audio import encode, speech_wav, tone_wav
 
 #: What each kind of request must answer.
@@ -234,7 +234,7 @@ def run(tmp: Path, phones: int = 50, seconds: float = 600, think: float = 3.0, k
     tmp = Path(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
     voices = _voice_files(tmp)
-    deployed = os.geteuid() == 0  # as WebStack decides: as root, the daemons run as the hub's user
+    deployed = runs_deployed()
     if deployed:
         model = unprivileged_python(*hub_ids()).korean_model()
     else:

@@ -83,6 +83,11 @@ def stop(proc: subprocess.Popen | None, timeout: float = 10) -> None:
         proc.wait(5)
 
 
+def runs_deployed() -> bool:
+    """Whether a stack runs as deployed by default: as root, the hub runs as its own user."""
+    return os.geteuid() == 0
+
+
 def hub_ids() -> tuple[int, int]:
     """The uid and gid the stack runs the hub as, when deployed."""
     return user_ids(HUB_USER)[0], grp.getgrnam(HUB_GROUP).gr_gid
@@ -111,7 +116,7 @@ class WebStack:
         self.as_installed = as_installed
         # Exact replacements in the rendered site (e.g. a shorter timeout); each must match once.
         self.site_edits = site_edits or {}
-        self.deployed = os.geteuid() == 0 if deployed is None else deployed
+        self.deployed = runs_deployed() if deployed is None else deployed
         # A unix socket path must stay under 108 bytes; pytest's tmp paths can be long. As
         # deployed, everything the hub and nginx's workers touch is here too: pytest's tmp
         # folders are private to root.
